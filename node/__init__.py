@@ -1,0 +1,3 @@
+"""imagechain: a blockchain node for image copyright."""
+
+__version__ = "0.1.0"

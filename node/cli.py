@@ -1,0 +1,145 @@
+"""The `imagechain` command line: the node itself and the tools around it.
+
+`imagechain --dev` is short for `imagechain node --dev` (as Substrate's `node --dev`): the
+first argument being an option means "run the node".
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import trio
+
+from node import __version__
+
+LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
+
+
+def configure_logging(spec: str) -> None:
+    """`--log info` or `--log info,imagechain.txpool=debug` (Substrate's `-l target=level`)."""
+    parts = [p for p in spec.split(",") if p]
+    root_level = "INFO"
+    targets: dict[str, str] = {}
+    for part in parts:
+        if "=" in part:
+            target, level = part.split("=", 1)
+            targets[target] = level.upper()
+        else:
+            root_level = part.upper()
+    logging.basicConfig(level=root_level, format=LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
+    for target, level in targets.items():
+        logging.getLogger(target).setLevel(level)
+
+
+def parse_pruning(value: str) -> int | None:
+    if value == "archive":
+        return None
+    try:
+        blocks = int(value)
+    except ValueError as exc:
+        raise click.BadParameter("expected 'archive' or a number of blocks") from exc
+    if blocks < 1:
+        raise click.BadParameter("the pruning window must be at least 1 block")
+    return blocks
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imagechain")
+def cli() -> None:
+    """imagechain: a blockchain node for image copyright."""
+
+
+@cli.command("node")
+@click.option("--dev", is_flag=True, help="Development chain: //Alice authors, temporary base path, RPC on 9944.")
+@click.option("--chain", "chain_spec", default=None, help="Chain spec file (default: the built-in dev spec).")
+@click.option("--base-path", type=click.Path(path_type=Path), default=None, help="Where the database lives.")
+@click.option("--rpc-port", type=int, default=9944, show_default=True, help="JSON-RPC HTTP and WebSocket port.")
+@click.option("--rpc-host", default="127.0.0.1", show_default=True, help="JSON-RPC listen address.")
+@click.option("--name", default=None, help="Node name shown in logs and system_name.")
+@click.option("--pruning", default="256", show_default=True, help="'archive' or the number of recent states to keep.")
+@click.option("--validator", is_flag=True, help="Author blocks with the key given by --key.")
+@click.option("--key", "authority_key", default=None, help="Authority key: dev URI (//Alice), 0x seed or keystore.")
+@click.option("--log", "log_spec", default="info", show_default=True, help="Log level, e.g. info,imagechain=debug.")
+def node_command(
+    dev: bool,
+    chain_spec: str | None,
+    base_path: Path | None,
+    rpc_port: int,
+    rpc_host: str,
+    name: str | None,
+    pruning: str,
+    validator: bool,
+    authority_key: str | None,
+    log_spec: str,
+) -> None:
+    """Run a node."""
+    from node.chain_spec import ChainSpecError, load_chain_spec
+    from node.core.node import Node, NodeConfig
+    from node.keystore import load_signer
+
+    configure_logging(log_spec)
+    try:
+        spec = load_chain_spec(chain_spec if chain_spec else "dev")
+    except (ChainSpecError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    temporary = None
+    if base_path is None:
+        if not dev:
+            raise click.UsageError("--base-path is required (or use --dev for a temporary chain)")
+        temporary = Path(tempfile.mkdtemp(prefix="imagechain-dev-"))
+        base_path = temporary
+    authority = None
+    if dev or validator:
+        authority = load_signer(authority_key or "//Alice", None)
+    config = NodeConfig(
+        base_path=base_path,
+        spec=spec,
+        name=name or ("Alice" if dev else "imagechain-node"),
+        pruning=parse_pruning(pruning),
+        authority=authority,
+        rpc_host=rpc_host,
+        rpc_port=rpc_port,
+    )
+    node = Node(config)
+    try:
+        trio.run(node.run)
+    except KeyboardInterrupt:
+        logging.getLogger("imagechain").info("Shutting down (Ctrl-C)")
+    finally:
+        node.close()
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _register_groups() -> None:
+    """Subcommand groups that live next to their own code."""
+    from node.commands.key import key_group
+
+    cli.add_command(key_group)
+    try:
+        from node.commands.wallet import account_group, chain_group, tx_group
+    except ImportError:
+        pass
+    else:
+        cli.add_command(tx_group)
+        cli.add_command(account_group)
+        cli.add_command(chain_group)
+    try:
+        from node.imaging.cli import image_group
+    except ImportError:
+        pass
+    else:
+        cli.add_command(image_group)
+
+
+def main() -> None:
+    _register_groups()
+    args = sys.argv[1:]
+    if args and args[0].startswith("-") and args[0] not in ("-h", "--help", "--version"):
+        args = ["node", *args]
+    cli.main(args=args, prog_name="imagechain")

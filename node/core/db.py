@@ -1,0 +1,138 @@
+"""The node's database: one LMDB environment for blocks, indexes and state.
+
+Sub-databases
+  headers        block hash -> encoded header
+  bodies         block hash -> encoded list of extrinsics
+  justifications block hash -> encoded finality justification
+  canonical      block number (u32 BE) -> hash of the canonical block at that height
+  tx_index       extrinsic hash -> [block hash, index] (canonical blocks)
+  meta           b"genesis" | b"best" | b"finalized" -> block hash; b"spec" -> chain spec id
+  trie_*         the state trie (`node.state.store.StateStore`)
+
+A block is imported in ONE write transaction (header, body, indexes, state nodes, head
+pointers): after a crash, including `kill -9`, the database holds exactly the blocks whose
+transaction committed, and the best pointer names one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lmdb
+
+from node.codec import decode, encode, expect_bytes, expect_int, expect_list
+from node.state.store import StateStore
+from node.state.trie import TrieUpdate
+from node.types import Block, Header
+
+MAP_SIZE = 1 << 40  # virtual; the file grows as needed
+MAX_DBS = 32
+
+
+def _number_key(number: int) -> bytes:
+    return number.to_bytes(4, "big")
+
+
+class ChainDB:
+    def __init__(self, path: Path, pruning: int | None) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.env = lmdb.open(
+            str(path),
+            map_size=MAP_SIZE,
+            max_dbs=MAX_DBS,
+            subdir=True,
+            lock=True,
+            sync=True,
+            metasync=True,
+            readahead=False,
+        )
+        self.headers = self.env.open_db(b"headers")
+        self.bodies = self.env.open_db(b"bodies")
+        self.justifications = self.env.open_db(b"justifications")
+        self.canonical = self.env.open_db(b"canonical")
+        self.tx_index = self.env.open_db(b"tx_index")
+        self.meta = self.env.open_db(b"meta")
+        self.state = StateStore(self.env, pruning)
+        self.pruning = pruning
+
+    def close(self) -> None:
+        self.env.close()
+
+    @contextmanager
+    def write(self) -> Iterator[lmdb.Transaction]:
+        with self.env.begin(write=True) as txn:
+            yield txn
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        with self.env.begin() as txn:
+            return txn.get(key, db=self.meta)
+
+    def header(self, block_hash: bytes) -> Header | None:
+        with self.env.begin() as txn:
+            raw = txn.get(block_hash, db=self.headers)
+        return None if raw is None else Header.decode(raw)
+
+    def body(self, block_hash: bytes) -> list[bytes] | None:
+        with self.env.begin() as txn:
+            raw = txn.get(block_hash, db=self.bodies)
+        if raw is None:
+            return None
+        return [expect_bytes(x) for x in expect_list(decode(raw))]
+
+    def block(self, block_hash: bytes) -> Block | None:
+        header = self.header(block_hash)
+        body = self.body(block_hash)
+        if header is None or body is None:
+            return None
+        return Block(header, tuple(body))
+
+    def justification(self, block_hash: bytes) -> bytes | None:
+        with self.env.begin() as txn:
+            return txn.get(block_hash, db=self.justifications)
+
+    def hash_at(self, number: int) -> bytes | None:
+        with self.env.begin() as txn:
+            return txn.get(_number_key(number), db=self.canonical)
+
+    def hash_at_txn(self, txn: lmdb.Transaction, number: int) -> bytes | None:
+        return txn.get(_number_key(number), db=self.canonical)
+
+    def tx_location(self, ext_hash: bytes) -> tuple[bytes, int] | None:
+        with self.env.begin() as txn:
+            raw = txn.get(ext_hash, db=self.tx_index)
+        if raw is None:
+            return None
+        block_hash, index = expect_list(decode(raw), 2)
+        return expect_bytes(block_hash, 32), expect_int(index)
+
+    # -- writes (inside one transaction per block) ---------------------------------------------
+
+    def put_block(self, txn: lmdb.Transaction, block: Block, ext_hashes: list[bytes]) -> None:
+        block_hash = block.hash
+        txn.put(block_hash, block.header.encode(), db=self.headers)
+        txn.put(block_hash, encode(list(block.extrinsics)), db=self.bodies)
+
+    def set_canonical(self, txn: lmdb.Transaction, block: Block, ext_hashes: list[bytes]) -> None:
+        block_hash = block.hash
+        txn.put(_number_key(block.header.number), block_hash, db=self.canonical)
+        for index, ext_hash in enumerate(ext_hashes):
+            txn.put(ext_hash, encode([block_hash, index]), db=self.tx_index)
+
+    def unset_canonical(self, txn: lmdb.Transaction, number: int, ext_hashes: list[bytes]) -> None:
+        txn.delete(_number_key(number), db=self.canonical)
+        for ext_hash in ext_hashes:
+            txn.delete(ext_hash, db=self.tx_index)
+
+    def put_meta(self, txn: lmdb.Transaction, key: bytes, value: bytes) -> None:
+        txn.put(key, value, db=self.meta)
+
+    def put_justification(self, txn: lmdb.Transaction, block_hash: bytes, justification: bytes) -> None:
+        txn.put(block_hash, justification, db=self.justifications)
+
+    def commit_state(self, txn: lmdb.Transaction, block_hash: bytes, update: TrieUpdate) -> None:
+        self.state.commit(txn, block_hash, update)

@@ -1,0 +1,204 @@
+"""The node: database, chain, pool, authoring and RPC, run as trio services in one nursery.
+
+`Node` owns the pieces and the few operations that touch several of them (submit a
+transaction, author a slot, import a block); `Node.run` starts the services — the Aura slot
+loop (if this node is an authority), the JSON-RPC server and the informant — and they all stop
+together when the nursery is cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from node import __version__
+from node.chain_spec import ChainSpec, load_chain_spec
+from node.consensus.aura import slot_at
+from node.core.authoring import BuiltBlock, build_block
+from node.core.chain import Chain
+from node.core.db import ChainDB
+from node.core.importer import ImportedBlock, import_block
+from node.core.notifier import Notifier
+from node.core.txpool import PoolLimits, TxPool
+from node.keys import Keypair
+from node.runtime import aura, system
+from node.types import Block, extrinsic_hash
+
+log = logging.getLogger("imagechain")
+
+INFORMANT_INTERVAL_S = 5.0
+
+
+@dataclass
+class NodeConfig:
+    base_path: Path
+    spec: ChainSpec
+    name: str = "imagechain-node"
+    pruning: int | None = 256
+    authority: Keypair | None = None
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int | None = 9944
+    pool_limits: PoolLimits | None = None
+    informant_interval_s: float = INFORMANT_INTERVAL_S
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.spec = config.spec
+        self.name = config.name
+        self.version = __version__
+        db_path = config.base_path / "chains" / config.spec.id / "db"
+        self.db = ChainDB(db_path, config.pruning)
+        self.chain = Chain(self.db, config.spec)
+        self.genesis_hash = self.chain.genesis_hash
+        self.pool = TxPool(self.genesis_hash, config.pool_limits)
+        self.notifier = Notifier()
+        self.pool.listeners.append(self.notifier.tx_status)
+        self.authority = config.authority
+        self.role = "authority" if config.authority is not None else "full"
+        self.rpc_port: int | None = None
+        self.blocks_authored = 0
+        self._started = trio.Event()
+
+    @classmethod
+    def dev(cls, base_path: Path, **overrides: Any) -> Node:
+        """A single-node development chain with `//Alice` as the authority."""
+        from node.keys import dev_keypair
+
+        config = NodeConfig(base_path=base_path, spec=load_chain_spec("dev"), authority=dev_keypair("//Alice"))
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return cls(config)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- what RPC and the network call ----------------------------------------------------------
+
+    def submit_extrinsic(self, encoded: bytes) -> bytes:
+        best = self.chain.best_header()
+        return self.pool.submit(encoded, self.chain.best_state(), best.number)
+
+    def next_nonce(self, account_id: bytes) -> int:
+        state_nonce = system.read_account(self.chain.best_state(), account_id).nonce
+        return self.pool.next_nonce(account_id, state_nonce)
+
+    def peers(self) -> list[dict[str, Any]]:
+        return []
+
+    def is_syncing(self) -> bool:
+        return False
+
+    def sync_state(self) -> dict[str, int]:
+        best = self.chain.best_header().number
+        return {"startingBlock": 0, "currentBlock": best, "highestBlock": best}
+
+    def import_block(self, block: Block) -> ImportedBlock:
+        """Import a block from the network (or a test); raises ImportError_ with a reason."""
+        finalize = len(aura.read_authorities(self.chain.best_state())) == 1
+        imported = import_block(self.chain, block, finalize=finalize)
+        self._after_block(block, finalized=finalize)
+        return imported
+
+    # -- authoring ------------------------------------------------------------------------------
+
+    def is_our_slot(self, slot: int) -> bool:
+        if self.authority is None:
+            return False
+        authorities = aura.read_authorities(self.chain.best_state())
+        return bool(authorities) and aura.author_of_slot(authorities, slot) == self.authority.public.data
+
+    def author_block(self, slot: int) -> BuiltBlock:
+        """Build, seal and store a block for `slot` (which must be ours)."""
+        assert self.authority is not None
+        slot_ms = self.spec.params.slot_ms
+        built = build_block(self.chain, self.pool, slot, self.authority, time_budget_s=slot_ms / 3000)
+        finalize = len(aura.read_authorities(self.chain.best_state())) == 1
+        self.chain.commit_block(built.block, built.update, finalize=finalize)
+        for ext_hash in built.invalid:
+            self.pool.remove_invalid(ext_hash)
+        self.blocks_authored += 1
+        header = built.block.header
+        log.info(
+            "✨ Prepared block #%d (%s) with %d extrinsics in %.0f ms",
+            header.number,
+            _short(header.hash),
+            len(built.block.extrinsics),
+            built.seconds * 1000,
+        )
+        self._after_block(built.block, finalized=finalize)
+        return built
+
+    def _after_block(self, block: Block, finalized: bool) -> None:
+        header = block.header
+        ext_hashes = [extrinsic_hash(x) for x in block.extrinsics]
+        self.pool.on_block(header.hash, ext_hashes, self.chain.best_state(), header.number)
+        self.notifier.new_head(header)
+        if finalized:
+            watched = set(self.notifier.watching())
+            for ext_hash in ext_hashes:
+                if ext_hash in watched:
+                    self.notifier.tx_status(ext_hash, "finalized", header.hash)
+            self.notifier.finalized(header)
+
+    async def run_authoring(self) -> None:
+        """Aura slot loop: wake at each slot start, author if the slot is ours."""
+        slot_ms = self.spec.params.slot_ms
+        last_slot = self.chain.best_header().slot or 0
+        while True:
+            now_ms = int(time.time() * 1000)
+            slot = slot_at(now_ms, slot_ms) + 1
+            await trio.sleep(max(0.0, (slot * slot_ms - now_ms) / 1000))
+            if slot <= last_slot or not self.is_our_slot(slot):
+                continue
+            try:
+                self.author_block(slot)
+                last_slot = slot
+            except Exception:  # a bug in building must not stop the slot loop
+                log.exception("failed to author a block for slot %d", slot)
+
+    # -- informant ------------------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        best = self.chain.best_header()
+        finalized = self.chain.finalized_header()
+        ready, future = self.pool.counts()
+        return (
+            f"💤 Idle ({len(self.peers())} peers), best: #{best.number} ({_short(best.hash)}), "
+            f"finalized #{finalized.number} ({_short(finalized.hash)}), "
+            f"txpool: ready {ready} future {future}, ⬇ 0 ⬆ 0"
+        )
+
+    async def run_informant(self) -> None:
+        while True:
+            await trio.sleep(self.config.informant_interval_s)
+            log.info(self.status_line())
+
+    # -- services -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+        best = self.chain.best_header()
+        log.info("🏷  Node name: %s, role: %s", self.name, self.role)
+        log.info("🔨 Chain: %s, genesis %s", self.spec.name, _short(self.genesis_hash))
+        log.info("📦 Best block: #%d (%s), database %s", best.number, _short(best.hash), self.db.path)
+        async with trio.open_nursery() as nursery:
+            if self.config.rpc_port is not None:
+                from node.rpc.server import serve_rpc
+
+                self.rpc_port = await nursery.start(serve_rpc, self, self.config.rpc_host, self.config.rpc_port)
+                log.info("Running JSON-RPC server: addr=%s:%d", self.config.rpc_host, self.rpc_port)
+            if self.authority is not None:
+                nursery.start_soon(self.run_authoring)
+            nursery.start_soon(self.run_informant)
+            task_status.started(self)
+
+
+def _short(block_hash: bytes) -> str:
+    text = block_hash.hex()
+    return f"0x{text[:4]}…{text[-4:]}"
