@@ -43,11 +43,18 @@ def encode(obj: Any) -> bytes:
 
 
 def decode(data: bytes, max_len: int = MAX_DECODE_BYTES) -> Any:
-    """Strictly decode one msgpack value that must span all of `data`."""
+    """Strictly decode one msgpack value that must span all of `data`.
+
+    Maps and ext types are refused by the unpacker's limits, oversize containers before they
+    are allocated, and the bytes must be the canonical encoding of the value (re-encoding gives
+    the same bytes), so no two encodings of one extrinsic or header exist. Value types (no
+    floats, no nil where bytes belong) are checked by the typed decoders built on this.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError("expected bytes")
     if len(data) > max_len:
         raise DecodeError(f"encoding of {len(data)} bytes exceeds the limit of {max_len}")
+    data = bytes(data)
     unpacker = msgpack.Unpacker(
         raw=False,
         use_list=True,
@@ -59,7 +66,7 @@ def decode(data: bytes, max_len: int = MAX_DECODE_BYTES) -> Any:
         max_map_len=0,
         max_ext_len=0,
     )
-    unpacker.feed(bytes(data))
+    unpacker.feed(data)
     try:
         value = unpacker.unpack()
     except msgpack.OutOfData as exc:
@@ -68,22 +75,18 @@ def decode(data: bytes, max_len: int = MAX_DECODE_BYTES) -> Any:
         raise DecodeError(f"malformed encoding: {exc}") from exc
     if unpacker.tell() != len(data):
         raise DecodeError("trailing bytes after encoding")
-    _reject_non_canonical(value, depth=0)
+    try:
+        canonical = encode(value) == data
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DecodeError(f"malformed encoding: {exc}") from exc
+    if not canonical:
+        raise DecodeError("non-canonical encoding")
     return value
 
 
-def _reject_non_canonical(value: Any, depth: int) -> None:
-    if depth > 32:
-        raise DecodeError("encoding nested too deeply")
-    if isinstance(value, bool) or value is None:
-        return
-    if isinstance(value, float):
-        raise DecodeError("floats are not allowed")
-    if isinstance(value, list):
-        for item in value:
-            _reject_non_canonical(item, depth + 1)
-    elif not isinstance(value, (int, bytes, str)):
-        raise DecodeError(f"unsupported type {type(value).__name__}")
+def decode_trusted(data: bytes) -> Any:
+    """Decode bytes this node wrote itself (its own database): no canonical-form checks."""
+    return msgpack.unpackb(data, raw=False, use_list=True)
 
 
 # ---------------------------------------------------------------------------------------------

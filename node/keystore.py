@@ -87,6 +87,9 @@ def save_keystore(
         raise KeystoreError("the keystore password must be non-empty bytes")
     if not (_MIN_OPSLIMIT <= opslimit <= _MAX_OPSLIMIT and _MIN_MEMLIMIT <= memlimit <= _MAX_MEMLIMIT):
         raise KeystoreError("argon2id limits out of range")
+    if not overwrite and os.path.lexists(path):
+        # Checked again atomically (O_EXCL) when writing; this just avoids a pointless KDF run.
+        raise KeystoreError(f"{path} already exists; refusing to overwrite a keystore")
     salt = nacl.utils.random(argon2id.SALTBYTES)
     key = argon2id.kdf(nacl.secret.SecretBox.KEY_SIZE, password, salt, opslimit=opslimit, memlimit=memlimit)
     nonce = nacl.utils.random(nacl.secret.SecretBox.NONCE_SIZE)

@@ -62,6 +62,8 @@ def _new_password(password_file: Path | None) -> bytes:
 )
 def generate_command(scheme_label: str, out: Path | None, password_file: Path | None) -> None:
     """Generate a new random key."""
+    if out is not None and os.path.lexists(out):
+        raise click.ClickException(f"{out} already exists; refusing to overwrite a keystore")
     keypair = Keypair.generate(Scheme.from_label(scheme_label))
     if out is not None:
         try:

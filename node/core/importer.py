@@ -21,10 +21,10 @@ from node.consensus.aura import InvalidSeal, check_header, slot_at
 from node.core.chain import Chain
 from node.keys import verify_batch
 from node.runtime import aura, system
-from node.runtime.executive import InvalidBlock, execute_block
+from node.runtime.executive import InvalidBlock, decode_extrinsic_cached, execute_block
 from node.runtime.support import Event
 from node.state.trie import TrieUpdate
-from node.types import Block, Extrinsic
+from node.types import Block
 
 
 class ImportError_(Exception):
@@ -60,8 +60,10 @@ def verify_signatures(extrinsics: tuple[bytes, ...], max_extrinsic_bytes: int) -
     slots: list[int] = []
     results: list[bool | None] = [None] * len(extrinsics)
     for index, encoded in enumerate(extrinsics):
+        if len(encoded) > max_extrinsic_bytes:
+            continue
         try:
-            extrinsic = Extrinsic.decode(encoded, max_extrinsic_bytes)
+            extrinsic = decode_extrinsic_cached(encoded)
         except DecodeError:
             continue
         if extrinsic.signer is not None:

@@ -34,9 +34,8 @@ class PoolRejected(Exception):
 
 @dataclass(frozen=True)
 class PoolLimits:
-    max_ready: int = 8192
-    max_future: int = 2048
-    max_per_sender: int = 1024
+    max_transactions: int = 8192
+    max_per_sender: int = 1024  # also bounds how far ahead of the account nonce a nonce may be
     max_bytes: int = 64 * 1024 * 1024
 
 
@@ -144,17 +143,17 @@ class TxPool:
             raise PoolRejected("TooLowPriority", "a transaction with this nonce and an equal or higher tip is pooled")
         if existing is None and len(sender.by_nonce) >= self.limits.max_per_sender:
             raise PoolRejected("AccountLimit", f"sender has {len(sender.by_nonce)} pooled transactions")
-        if existing is None and len(self._by_hash) >= self.limits.max_ready + self.limits.max_future:
+        if existing is None and len(self._by_hash) >= self.limits.max_transactions:
             raise PoolRejected("PoolFull", "the transaction pool is full")
         if self._bytes + len(encoded) > self.limits.max_bytes:
             raise PoolRejected("PoolFull", "the transaction pool is full (bytes)")
-        if validity.nonce > validity.account_nonce + self.limits.max_future:
+        if validity.nonce >= validity.account_nonce + self.limits.max_per_sender:
             raise PoolRejected("FutureNonce", f"nonce {validity.nonce} is too far ahead")
 
-        self._senders[validity.sender] = sender
         if existing is not None:
             self._remove(existing)
             self._notify(existing.hash, "usurped", ext_hash)
+        self._senders[validity.sender] = sender
         tx = PooledTransaction(ext_hash, encoded, validity, next(self._arrivals))
         sender.by_nonce[validity.nonce] = tx
         self._by_hash[ext_hash] = tx

@@ -44,7 +44,8 @@ from .ecc import CODED_BITS, INFO_BITS, encode, pack, unpack, viterbi, viterbi_r
 from .rendition import RENDITION_SIZE, verification_rendition
 
 # Mid-frequency coefficients of each 8x8 block that carry the mark: u + v in {2, 3, 4}.
-POSITIONS: tuple[tuple[int, int], ...] = tuple((u, s - u) for s in (2, 3, 4) for u in range(s + 1))
+BANDS = (2, 3, 4)
+POSITIONS: tuple[tuple[int, int], ...] = tuple((u, s - u) for s in BANDS for u in range(s + 1))
 US = np.array([p[0] for p in POSITIONS], dtype=np.int64)
 VS = np.array([p[1] for p in POSITIONS], dtype=np.int64)
 N_BLOCKS = (RENDITION_SIZE // 8) ** 2
@@ -54,6 +55,13 @@ N_SLOTS = N_BLOCKS * len(POSITIONS)
 # of the orthonormal DCT of the rendition.
 DEFAULT_STRENGTH = 4.0
 EMBED_ITERATIONS = 4
+CAP = 3.0
+SKIP_FRACTION = 0.08
+SOFT_CLIP_NUM = 2
+SOFT_CLIP_DEN = 1
+MASK_GAMMA = 0.5
+MASK_MIN = 0.25
+MASK_MAX = 4.0
 
 
 # ---------------------------------------------------------------- the validators' integer path
@@ -100,6 +108,18 @@ def coded_soft(r256: np.ndarray, key: bytes, reference: bool = False) -> np.ndar
     return np.where(x == 1, -soft, soft)
 
 
+def clip_soft(soft: np.ndarray) -> np.ndarray:
+    """Limit each soft value to SOFT_CLIP times the lower median magnitude (integer, gain-free).
+
+    Units whose host content was too strong to correct cheaply stay wrong; clipping keeps such a
+    confident error from outvoting the code's redundancy. The bound scales with the image's
+    own median, so a contrast change scales soft values and bound alike.
+    """
+    mag = np.sort(np.abs(soft))
+    bound = SOFT_CLIP_NUM * mag[(mag.shape[0] - 1) // 2] // SOFT_CLIP_DEN + 1
+    return np.clip(soft, -bound, bound)
+
+
 def extract_from_rendition(r256: np.ndarray, key: bytes) -> bytes | None:
     """The payload carried by a 256x256 verification rendition under key, or None.
 
@@ -108,12 +128,12 @@ def extract_from_rendition(r256: np.ndarray, key: bytes) -> bytes | None:
     r = np.asarray(r256)
     if r.shape != (RENDITION_SIZE, RENDITION_SIZE) or r.dtype != np.uint8:
         raise ValueError("expected the 256x256 uint8 verification rendition")
-    return unpack(viterbi(coded_soft(r, key), INFO_BITS), key)
+    return unpack(viterbi(clip_soft(coded_soft(r, key)), INFO_BITS), key)
 
 
 def extract_from_rendition_ref(r256: np.ndarray, key: bytes) -> bytes | None:
     """The same verdict with every numba kernel replaced by its numpy reference."""
-    return unpack(viterbi_ref(coded_soft(r256, key, reference=True), INFO_BITS), key)
+    return unpack(viterbi_ref(clip_soft(coded_soft(r256, key, reference=True)), INFO_BITS), key)
 
 
 # ---------------------------------------------------------------- embedding (uploader side)
@@ -160,6 +180,24 @@ def apply_delta(img: np.ndarray, delta256: np.ndarray) -> np.ndarray:
     return out[:, :, 0] if grey else out
 
 
+def block_weights(r256: np.ndarray) -> np.ndarray:
+    """Perceptual masking weight of each rendition block (mean 1 over the image).
+
+    A change is least visible (and costs least SSIM) where the block is already busy, so each
+    slot's share of its unit's change is scaled by the block's activity (pixel standard
+    deviation), softened by MASK_GAMMA and clipped to [MASK_MIN, MASK_MAX].
+    """
+    b = (
+        np.asarray(r256, dtype=np.float64)
+        .reshape(RENDITION_SIZE // 8, 8, RENDITION_SIZE // 8, 8)
+        .transpose(0, 2, 1, 3)
+        .reshape(N_BLOCKS, 64)
+    )
+    act = b.std(axis=1) + 1.0
+    w = np.clip((act / np.median(act)) ** MASK_GAMMA, MASK_MIN, MASK_MAX)
+    return w / w.mean()
+
+
 def embed_units(
     img: np.ndarray,
     key: bytes,
@@ -171,7 +209,9 @@ def embed_units(
 
     Each unit's slots are chosen by :func:`.chaos.layout`; the loop pushes the unit's mean signed
     slot coefficient, measured on the rendition of the actual uint8 output, to at least
-    ``strength`` in the direction of its target.
+    ``strength`` in the direction of its target. A unit whose host content points the wrong way
+    by a lot is moved at most ``CAP * strength``: the error-correcting code repairs it more
+    cheaply than cancelling the host would.
     """
     a = np.asarray(img)
     if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
@@ -181,22 +221,32 @@ def embed_units(
     unit, sign = layout(key, N_SLOTS, n_units)
     counts = np.maximum(np.bincount(unit, minlength=n_units), 1)
     scale = float(1 << COEFF_FRAC_BITS)
+    base = np.array(a[:, :, :3] if a.ndim == 3 else a, copy=True)
+    out = base
+    r = verification_rendition(base)
+    w_slot = np.repeat(block_weights(r), len(POSITIONS))
+    w_unit = np.bincount(unit, weights=w_slot, minlength=n_units) / counts
+    share = w_slot / w_unit[unit]
     total = np.zeros((RENDITION_SIZE, RENDITION_SIZE), dtype=np.float64)
-    out = a[:, :, :3] if a.ndim == 3 else a
-    out = np.array(out, copy=True)
-    base = out.copy()
+    active = targets != 0
     for it in range(iterations):
-        coeffs = slot_coefficients(verification_rendition(out)).astype(np.float64) / scale
+        coeffs = slot_coefficients(r).astype(np.float64) / scale
         d = np.bincount(unit, weights=sign * coeffs, minlength=n_units) / counts
         goal = strength * (1.0 + 0.05 * it)  # later passes add a little margin for rounding
         need = np.where(targets * d < goal, goal * targets - d, 0.0)
-        need[targets == 0] = 0.0
-        if not np.any(np.abs(need) > 0.05):
+        if it == 0:
+            # Leave the costliest units (host strongly the wrong way) to the error correction.
+            cost = np.abs(need)
+            limit = max(CAP * strength, float(np.quantile(cost, 1.0 - SKIP_FRACTION)))
+            active &= cost <= limit
+        need[~active] = 0.0
+        if not np.any(np.abs(need) > 0.02):
             break
         blocks = np.zeros((N_BLOCKS, 8, 8), dtype=np.float64)
-        blocks[:, US, VS] = (sign * need[unit]).reshape(N_BLOCKS, len(POSITIONS))
+        blocks[:, US, VS] = (sign * share * need[unit]).reshape(N_BLOCKS, len(POSITIONS))
         total += block_idct_float(blocks, RENDITION_SIZE, RENDITION_SIZE)
         out = apply_delta(base, total)
+        r = verification_rendition(out)
     return out
 
 

@@ -92,6 +92,11 @@ def unknown_block(block_hash: bytes) -> RpcError:
     return RpcError(STATE_CLIENT_ERROR, f"Client error: UnknownBlock: 0x{block_hash.hex()}", f"0x{block_hash.hex()}")
 
 
+def state_discarded(block_hash: bytes) -> RpcError:
+    """The block is known but its state fell out of the pruning window (run an archive node)."""
+    return RpcError(STATE_CLIENT_ERROR, f"State already discarded for 0x{block_hash.hex()}", f"0x{block_hash.hex()}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Transaction pool rejections
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ what a block would accept, with one rejection reason per rule.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -112,9 +113,18 @@ def decode_extrinsic(encoded: bytes, params: system.ChainParams) -> Extrinsic:
     if len(encoded) > params.max_extrinsic_bytes:
         raise InvalidTransaction(InvalidReason.EXHAUSTS_RESOURCES, f"{len(encoded)} bytes")
     try:
-        return Extrinsic.decode(encoded, params.max_extrinsic_bytes)
+        return decode_extrinsic_cached(encoded)
     except DecodeError as exc:
         raise InvalidTransaction(InvalidReason.BAD_FORMAT, str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=16384)
+def decode_extrinsic_cached(encoded: bytes) -> Extrinsic:
+    """Extrinsics are decoded at pool entry, in the builder and at import: decode each once.
+
+    Safe to share: `Extrinsic` is immutable, and failures (exceptions) are never cached.
+    """
+    return Extrinsic.decode(encoded)
 
 
 def lookup_call(call: Call) -> tuple[CallSpec, list[object]]:
@@ -161,9 +171,11 @@ def check_signed(
         raise InvalidTransaction(InvalidReason.STALE, f"nonce {extra.nonce} < account nonce {account.nonce}")
     if exact_nonce and extra.nonce != account.nonce:
         raise InvalidTransaction(InvalidReason.FUTURE, f"nonce {extra.nonce} > account nonce {account.nonce}")
+    # Fees may be paid from locked (vesting) funds, as in Polkadot: a holder of locked tokens
+    # can still call `vesting.vest`. The account must stay above the existential deposit.
     fee = system.fee_for(params, length, spec.weight) + extra.tip
-    if account.usable < fee or account.free - fee < params.existential_deposit:
-        raise InvalidTransaction(InvalidReason.CANNOT_PAY, f"fee {fee} exceeds usable balance {account.usable}")
+    if account.free < fee or account.free - fee < params.existential_deposit:
+        raise InvalidTransaction(InvalidReason.CANNOT_PAY, f"fee {fee} exceeds free balance {account.free}")
     return CheckedExtrinsic(extrinsic, spec, args, length, sender, fee), account
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from node.codec import (
     decode,
+    decode_trusted,
     encode,
     expect_int,
     expect_list,
@@ -133,8 +134,8 @@ class Account:
 
     @classmethod
     def decode(cls, raw: bytes) -> Account:
-        nonce, free, reserved, frozen = expect_list(decode(raw), 4, "account")
-        return cls(expect_int(nonce), u128_from_bytes(free), u128_from_bytes(reserved), u128_from_bytes(frozen))
+        nonce, free, reserved, frozen = decode_trusted(raw)
+        return cls(nonce, int.from_bytes(free, "big"), int.from_bytes(reserved, "big"), int.from_bytes(frozen, "big"))
 
 
 def read_account(get: Any, account_id: bytes) -> Account:

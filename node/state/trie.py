@@ -41,7 +41,7 @@ a store backs with a cache so that hot nodes are decoded once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -56,14 +56,14 @@ PATH_NIBBLES = 2 * HASH_LEN
 LEAF = 0
 INTERNAL = 1
 
-# Decoded nodes are plain tuples, because the hot loops create and inspect thousands of them:
+# Decoded nodes are the encodings' arrays as tuples, because the hot loops create and inspect
+# thousands of them and a tuple is what msgpack hands back for free:
 #   leaf:     (LEAF, key, value)
-#   internal: (INTERNAL, children) where children is a 16-tuple of child hash or None.
+#   internal: (INTERNAL, bitmap, child_hashes) -- the child for nibble n, if bit n is set, is
+#             child_hashes[popcount(bitmap & ((1 << n) - 1))].
 Node: TypeAlias = tuple[Any, ...]
 NodeGetter = Callable[[bytes], bytes | None]
 NodeLoader = Callable[[bytes], Node]
-
-_NO_CHILDREN: tuple[bytes | None, ...] = (None,) * 16
 
 
 class MissingNode(KeyError):
@@ -111,45 +111,29 @@ def leaf_hash(path: bytes, value: bytes) -> bytes:
     return blake2b_256(b"\x00" + path + blake2b_256(value))
 
 
-def internal_hash(children: tuple[bytes | None, ...] | list[bytes | None]) -> bytes:
-    """Hash of an internal node given its 16 child slots."""
-    bitmap = 0
-    hashes = []
-    for index, child in enumerate(children):
-        if child is not None:
-            bitmap |= 1 << index
-            hashes.append(child)
-    return blake2b_256(b"\x01" + bitmap.to_bytes(2, "big") + b"".join(hashes))
+def internal_hash(bitmap: int, child_hashes: Sequence[bytes]) -> bytes:
+    """Hash of an internal node."""
+    return blake2b_256(b"\x01" + bitmap.to_bytes(2, "big") + b"".join(child_hashes))
+
+
+def child_of(node: Node, nib: int) -> bytes | None:
+    """The hash of an internal node's child at nibble `nib`, or None."""
+    bitmap = node[1]
+    if not bitmap >> nib & 1:
+        return None
+    return node[2][(bitmap & ((1 << nib) - 1)).bit_count()]
 
 
 def encode_node(node: Node) -> bytes:
     """The canonical encoding of a decoded node."""
-    if node[0] == LEAF:
-        return encode([LEAF, node[1], node[2]])
-    bitmap = 0
-    hashes = []
-    for index, child in enumerate(node[1]):
-        if child is not None:
-            bitmap |= 1 << index
-            hashes.append(child)
-    return encode([INTERNAL, bitmap, hashes])
+    return encode(node)
 
 
 def hash_node(node: Node) -> bytes:
     """The hash of a decoded node (see the module docstring)."""
     if node[0] == LEAF:
         return leaf_hash(key_path(node[1]), node[2])
-    return internal_hash(node[1])
-
-
-def _children_from(bitmap: int, hashes: list[bytes]) -> tuple[bytes | None, ...]:
-    slots: list[bytes | None] = [None] * 16
-    position = 0
-    for index in range(16):
-        if bitmap >> index & 1:
-            slots[index] = hashes[position]
-            position += 1
-    return tuple(slots)
+    return internal_hash(node[1], node[2])
 
 
 def decode_stored_node(data: bytes) -> Node:
@@ -159,10 +143,8 @@ def decode_stored_node(data: bytes) -> Node:
     strict checks of `node.codec.decode` (about 14x slower for an internal node, and node decoding
     dominates cold reads). Anything that comes from the network goes through `decode_node`.
     """
-    raw = msgpack.unpackb(data, raw=False)
-    if raw[0] == LEAF:
-        return (LEAF, raw[1], raw[2])
-    return (INTERNAL, _children_from(raw[1], raw[2]))
+    node: Node = msgpack.unpackb(data, raw=False, use_list=False)
+    return node
 
 
 def decode_node(data: bytes) -> Node:
@@ -184,7 +166,7 @@ def decode_node(data: bytes) -> Node:
         for child in hashes:
             if not isinstance(child, bytes) or len(child) != HASH_LEN:
                 raise DecodeError("a child hash is 32 bytes")
-        node = (INTERNAL, _children_from(bitmap, hashes))
+        node = (INTERNAL, bitmap, tuple(hashes))
     else:
         raise DecodeError(f"unknown trie node tag {tag}")
     # The strict decoder accepts e.g. an int packed wider than necessary; only the one canonical
@@ -220,10 +202,11 @@ def lookup(load: NodeLoader, root: bytes, key: bytes) -> bytes | None:
     depth = 0
     while node[0] == INTERNAL:
         byte = path[depth >> 1]
-        child = node[1][byte & 0x0F if depth & 1 else byte >> 4]
-        if child is None:
+        nib = byte & 0x0F if depth & 1 else byte >> 4
+        bitmap = node[1]
+        if not bitmap >> nib & 1:
             return None
-        node = load(child)
+        node = load(node[2][(bitmap & ((1 << nib) - 1)).bit_count()])
         depth += 1
     return node[2] if node[1] == key else None
 
@@ -238,7 +221,7 @@ def walk_leaves(load: NodeLoader, root: bytes) -> Iterator[tuple[bytes, bytes]]:
         if node[0] == LEAF:
             yield node[1], node[2]
         else:
-            stack.extend(child for child in reversed(node[1]) if child is not None)
+            stack.extend(reversed(node[2]))
 
 
 def collect_proof(load: NodeLoader, root: bytes, keys: Iterable[bytes]) -> list[bytes]:
@@ -258,7 +241,7 @@ def collect_proof(load: NodeLoader, root: bytes, keys: Iterable[bytes]) -> list[
                 proof[node_hash] = encode_node(node)
             if node[0] == LEAF:
                 break
-            node_hash = node[1][nibble(path, depth)]
+            node_hash = child_of(node, nibble(path, depth))
             depth += 1
     return list(proof.values())
 
@@ -301,8 +284,8 @@ def verify_proof(root: bytes, proof: list[bytes], key: bytes) -> bytes | None:
     while pending:
         node = nodes[pending.pop()]
         if node[0] == INTERNAL:
-            for child in node[1]:
-                if child is not None and child in nodes and child not in reached:
+            for child in node[2]:
+                if child in nodes and child not in reached:
                     reached.add(child)
                     pending.append(child)
     if len(reached) != len(nodes):
@@ -314,7 +297,7 @@ def verify_proof(root: bytes, proof: list[bytes], key: bytes) -> bytes | None:
     while node[0] == INTERNAL:
         if depth == PATH_NIBBLES:
             raise InvalidProof("internal node below the last nibble")
-        child = node[1][nibble(path, depth)]
+        child = child_of(node, nibble(path, depth))
         if child is None:
             return None
         if child not in nodes:
@@ -353,29 +336,24 @@ class _Batch:
         self.dropped: list[bytes] = []
 
     def new_leaf(self, path: bytes, key: bytes, value: bytes) -> bytes:
+        node: Node = (LEAF, key, value)
         node_hash = blake2b_256(b"\x00" + path + blake2b_256(value))
-        self.inserted[node_hash] = encode([LEAF, key, value])
-        self.decoded[node_hash] = (LEAF, key, value)
+        self.inserted[node_hash] = encode(node)
+        self.decoded[node_hash] = node
         return node_hash
 
-    def new_internal(self, children: list[bytes | None]) -> bytes:
-        bitmap = 0
-        hashes = []
-        for index in range(16):
-            child = children[index]
-            if child is not None:
-                bitmap |= 1 << index
-                hashes.append(child)
-        node_hash = blake2b_256(b"\x01" + bitmap.to_bytes(2, "big") + b"".join(hashes))
-        self.inserted[node_hash] = encode([INTERNAL, bitmap, hashes])
-        self.decoded[node_hash] = (INTERNAL, tuple(children))
+    def new_internal(self, bitmap: int, child_hashes: list[bytes]) -> bytes:
+        node: Node = (INTERNAL, bitmap, tuple(child_hashes))
+        node_hash = blake2b_256(b"\x01" + bitmap.to_bytes(2, "big") + b"".join(child_hashes))
+        self.inserted[node_hash] = encode(node)
+        self.decoded[node_hash] = node
         return node_hash
 
     def is_leaf(self, node_hash: bytes) -> bool:
         node = self.decoded.get(node_hash)
         if node is None:
             node = self.load(node_hash)
-        return node[0] == LEAF
+        return bool(node[0] == LEAF)
 
 
 def apply_changes(load: NodeLoader, root: bytes, changes: Mapping[bytes, bytes | None]) -> TrieUpdate:
@@ -407,19 +385,23 @@ def apply_changes(load: NodeLoader, root: bytes, changes: Mapping[bytes, bytes |
     )
 
 
-def _groups(items: list[_Item], depth: int) -> Iterator[tuple[int, list[_Item]]]:
-    """Split path-sorted items into runs that share the nibble at `depth`."""
+def _groups(items: list[_Item], depth: int) -> list[tuple[int, list[_Item]]]:
+    """Split path-sorted items into runs that share the nibble at `depth`, in nibble order."""
     shift = 0 if depth & 1 else 4
     index = depth >> 1
+    if len(items) == 1:
+        return [(items[0][0][index] >> shift & 0x0F, items)]
+    groups = []
     start = 0
     current = items[0][0][index] >> shift & 0x0F
     for position in range(1, len(items)):
         nib = items[position][0][index] >> shift & 0x0F
         if nib != current:
-            yield current, items[start:position]
+            groups.append((current, items[start:position]))
             start = position
             current = nib
-    yield current, items[start:]
+    groups.append((current, items[start:]))
+    return groups
 
 
 def _build(batch: _Batch, items: list[_Item], depth: int) -> bytes | None:
@@ -434,10 +416,12 @@ def _build(batch: _Batch, items: list[_Item], depth: int) -> bytes | None:
         return batch.new_leaf(path, key, value)
     if depth == PATH_NIBBLES:
         raise ValueError("two keys with the same blake2b-256 hash")
-    children: list[bytes | None] = [None] * 16
+    bitmap = 0
+    child_hashes = []
     for nib, group in _groups(items, depth):
-        children[nib] = _build(batch, group, depth + 1)
-    return batch.new_internal(children)
+        bitmap |= 1 << nib
+        child_hashes.append(_build(batch, group, depth + 1))
+    return batch.new_internal(bitmap, child_hashes)  # type: ignore[arg-type]
 
 
 def _update(batch: _Batch, node_hash: bytes, depth: int, items: list[_Item]) -> bytes | None:
@@ -446,34 +430,55 @@ def _update(batch: _Batch, node_hash: bytes, depth: int, items: list[_Item]) -> 
     if node[0] == LEAF:
         return _update_leaf(batch, node_hash, node, depth, items)
 
-    old_children = node[1]
-    children = list(old_children)
-    changed = False
-    for nib, group in _groups(items, depth):
-        child = old_children[nib]
-        if child is None:
-            new_child = _build(batch, [item for item in group if item[2] is not None], depth + 1)
+    _, bitmap, old_hashes = node
+    new_bitmap = bitmap
+    new_hashes: list[bytes] | None = None
+    # Highest nibble first: inserting or removing a child then never shifts the list position
+    # of a child still to be visited, which is its rank among the *old* bitmap's lower bits.
+    for nib, group in reversed(_groups(items, depth)):
+        bit = 1 << nib
+        position = (bitmap & (bit - 1)).bit_count()
+        if bitmap & bit:
+            child: bytes | None = old_hashes[position]
+            new_child = _update(batch, child, depth + 1, group)  # type: ignore[arg-type]
         else:
-            new_child = _update(batch, child, depth + 1, group)
-        if new_child != child:
-            children[nib] = new_child
-            changed = True
-    if not changed:
+            child = None
+            new_child = _build(batch, [item for item in group if item[2] is not None], depth + 1)
+        if new_child == child:
+            continue
+        if new_hashes is None:
+            new_hashes = list(old_hashes)
+        if child is None:
+            new_hashes.insert(position, new_child)  # type: ignore[arg-type]
+            new_bitmap |= bit
+        elif new_child is None:
+            del new_hashes[position]
+            new_bitmap &= ~bit
+        else:
+            new_hashes[position] = new_child
+    if new_hashes is None:
         return node_hash
 
     batch.dropped.append(node_hash)
-    remaining = [child for child in children if child is not None]
-    if not remaining:
+    if not new_hashes:
         return None
-    if len(remaining) == 1 and batch.is_leaf(remaining[0]):
+    if len(new_hashes) == 1 and batch.is_leaf(new_hashes[0]):
         # A lone leaf moves up into our slot; a lone internal child keeps us as its parent.
-        return remaining[0]
-    return batch.new_internal(children)
+        return new_hashes[0]
+    return batch.new_internal(new_bitmap, new_hashes)
 
 
 def _update_leaf(batch: _Batch, leaf: bytes, node: Node, depth: int, items: list[_Item]) -> bytes | None:
     """Apply `items` to a subtree that currently holds the single leaf `node`."""
     key, value = node[1], node[2]
+    if len(items) == 1 and items[0][1] == key:
+        # The common case: a change to this very key (its path is the item's).
+        new_value = items[0][2]
+        if new_value == value:
+            return leaf
+        batch.dropped.append(leaf)
+        return None if new_value is None else batch.new_leaf(items[0][0], key, new_value)
+
     path = blake2b_256(key)
     existing: _Item = (path, key, value, leaf)
     merged: list[_Item] = []

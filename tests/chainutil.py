@@ -1,0 +1,27 @@
+"""Helpers for tests: signed transfers and blocks built against a plain dict state."""
+
+from __future__ import annotations
+
+from node.keys import Keypair
+from node.runtime.executive import SPEC_VERSION
+from node.types import Call, Mortality, SignedExtra, sign_extrinsic
+
+IMG = 10**18
+
+
+def transfer_call(dest: bytes, amount: int, keep_alive: bool = False) -> Call:
+    name = "transfer_keep_alive" if keep_alive else "transfer"
+    return Call("balances", name, (dest, amount.to_bytes(16, "big")))
+
+
+def signed(
+    keypair: Keypair,
+    call: Call,
+    genesis_hash: bytes,
+    nonce: int,
+    tip: int = 0,
+    mortality: Mortality = Mortality(0, 0),
+    spec_version: int = SPEC_VERSION,
+) -> bytes:
+    extra = SignedExtra(genesis_hash, spec_version, nonce, tip, mortality)
+    return sign_extrinsic(keypair, call, extra).encode()

@@ -1,0 +1,33 @@
+"""Shared fixtures: the dev chain spec, dev keys and a helper to sign transfers."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.chain_spec import ChainSpec, genesis_block, load_chain_spec
+from node.keys import Keypair, dev_keypair
+
+
+@pytest.fixture(scope="session")
+def dev_spec() -> ChainSpec:
+    return load_chain_spec("dev")
+
+
+@pytest.fixture(scope="session")
+def dev_genesis_hash(dev_spec: ChainSpec) -> bytes:
+    return genesis_block(dev_spec).hash
+
+
+@pytest.fixture(scope="session")
+def alice() -> Keypair:
+    return dev_keypair("//Alice")
+
+
+@pytest.fixture(scope="session")
+def bob() -> Keypair:
+    return dev_keypair("//Bob")
+
+
+@pytest.fixture(scope="session")
+def charlie() -> Keypair:
+    return dev_keypair("//Charlie")

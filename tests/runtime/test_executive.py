@@ -1,0 +1,242 @@
+"""Runtime tests written as (state before, extrinsic, state after, events), over a plain dict.
+
+No database and no client: the runtime is a pure function of state and block.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from node.chain_spec import ChainSpec, genesis_storage
+from node.keys import Keypair, dev_keypair
+from node.runtime import balances, system, vesting
+from node.runtime.executive import (
+    InvalidReason,
+    InvalidTransaction,
+    apply_extrinsic,
+    finalize_block,
+    initialize_block,
+    timestamp_inherent,
+    validate_transaction,
+)
+from node.runtime.support import BlockContext
+from node.types import Call, Header, Mortality, aura_pre_digest
+from tests.chainutil import IMG, signed, transfer_call
+
+GENESIS = b"\x11" * 32
+
+
+@pytest.fixture
+def state(dev_spec: ChainSpec) -> dict[bytes, bytes]:
+    return dict(genesis_storage(dev_spec))
+
+
+def open_block(state: dict[bytes, bytes], number: int = 1, slot: int = 1000) -> BlockContext:
+    header = Header(b"\x00" * 32, number, b"\x00" * 32, b"\x00" * 32, (aura_pre_digest(slot),))
+    ctx = initialize_block(state.get, header)
+    apply_extrinsic(ctx, GENESIS, timestamp_inherent(slot * ctx.params.slot_ms))
+    return ctx
+
+
+def close_block(state: dict[bytes, bytes], ctx: BlockContext) -> None:
+    for key, value in finalize_block(ctx).items():
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+
+
+def account(state: dict[bytes, bytes], who: Keypair | bytes) -> system.Account:
+    account_id = who if isinstance(who, bytes) else who.account_id
+    return system.read_account(state.get, account_id)
+
+
+def issuance(state: dict[bytes, bytes]) -> int:
+    return int.from_bytes(state[balances.KEY_TOTAL_ISSUANCE], "big")
+
+
+def total_balances(state: dict[bytes, bytes]) -> int:
+    return sum(
+        system.Account.decode(v).total for k, v in state.items() if k.startswith(b"system:account:")
+    )
+
+
+def test_transfer_moves_amount_charges_fee_and_pays_author(state, alice, bob):
+    before_alice, before_bob, before_issuance = account(state, alice), account(state, bob), issuance(state)
+    ctx = open_block(state)
+    ext = signed(bob, transfer_call(alice.account_id, 5 * IMG), GENESIS, nonce=0)
+    assert apply_extrinsic(ctx, GENESIS, ext) is True
+    fee = system.fee_for(ctx.params, len(ext), 100_000)
+    close_block(state, ctx)
+
+    assert account(state, bob).free == before_bob.free - 5 * IMG - fee
+    assert account(state, bob).nonce == 1
+    # Alice is the only authority: she receives the transfer and the fee.
+    assert account(state, alice).free == before_alice.free + 5 * IMG + fee
+    assert issuance(state) == before_issuance == total_balances(state)
+    names = [(e.module, e.name) for e in ctx.events]
+    assert ("balances", "Transfer") in names and ("balances", "FeesPaid") in names
+
+
+def test_failed_call_rolls_back_but_pays_fee_and_nonce(state, alice, bob):
+    before = account(state, bob)
+    ctx = open_block(state)
+    too_much = before.free * 2
+    ext = signed(bob, transfer_call(alice.account_id, too_much), GENESIS, nonce=0)
+    assert apply_extrinsic(ctx, GENESIS, ext) is False
+    close_block(state, ctx)
+    after = account(state, bob)
+    assert after.nonce == 1
+    assert after.free == before.free - system.fee_for(ctx.params, len(ext), 100_000)
+    failed = [e for e in ctx.events if e.name == "ExtrinsicFailed"]
+    assert failed and failed[0].fields == ("balances.InsufficientBalance",)
+    assert issuance(state) == total_balances(state)
+
+
+def test_existential_deposit_and_reaping(state, bob):
+    newcomer = dev_keypair("//Newcomer")
+    ctx = open_block(state)
+    ed = ctx.params.existential_deposit
+    below = signed(bob, transfer_call(newcomer.account_id, ed - 1), GENESIS, nonce=0)
+    assert apply_extrinsic(ctx, GENESIS, below) is False  # cannot create an account below the ED
+    fund = signed(bob, transfer_call(newcomer.account_id, 1 * IMG), GENESIS, nonce=1)
+    assert apply_extrinsic(ctx, GENESIS, fund) is True
+    close_block(state, ctx)
+    assert account(state, newcomer).free == 1 * IMG
+
+    # The newcomer sends almost everything with keep-alive: refused; with transfer: reaped.
+    ctx = open_block(state, number=2, slot=1001)
+    fee = system.fee_for(ctx.params, 200, 100_000)
+    send_all = 1 * IMG - fee * 2
+    keep = signed(newcomer, transfer_call(bob.account_id, send_all, keep_alive=True), GENESIS, nonce=0)
+    assert apply_extrinsic(ctx, GENESIS, keep) is False
+    close_block(state, ctx)
+    before_issuance = issuance(state)
+    remaining = account(state, newcomer).free
+    ctx = open_block(state, number=3, slot=1002)
+    ext = signed(newcomer, transfer_call(bob.account_id, remaining // 2), GENESIS, nonce=1)
+    fee = system.fee_for(ctx.params, len(ext), 100_000)
+    ext = signed(newcomer, transfer_call(bob.account_id, remaining - fee - ed // 2), GENESIS, nonce=1)
+    assert apply_extrinsic(ctx, GENESIS, ext) is True
+    close_block(state, ctx)
+    assert system.account_key(newcomer.account_id) not in state  # reaped
+    assert issuance(state) == before_issuance - ed // 2  # the dust was burned
+    assert issuance(state) == total_balances(state)
+
+
+def test_burn_lowers_issuance(state, bob):
+    before = issuance(state)
+    ctx = open_block(state)
+    assert apply_extrinsic(ctx, GENESIS, signed(bob, Call("balances", "burn", ((7 * IMG).to_bytes(16, "big"),)), GENESIS, 0))
+    close_block(state, ctx)
+    assert issuance(state) == before - 7 * IMG == total_balances(state)
+
+
+def test_vesting_releases_by_block_timestamp(state, dev_spec):
+    eve = dev_keypair("//Eve")
+    assert account(state, eve).frozen == account(state, eve).free  # fully locked at genesis
+    slot_ms = dev_spec.params.slot_ms
+    month_slots = vesting.MONTH_MS // slot_ms
+    genesis_slot = dev_spec.genesis_time_ms // slot_ms
+
+    # Before 6 months nothing unlocks; a transfer of locked funds fails.
+    ctx = open_block(state, slot=genesis_slot + 5 * month_slots)
+    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 0))
+    close_block(state, ctx)
+    grant = 3_150_000_000 * IMG
+    assert account(state, eve).frozen == grant
+
+    # Six months after genesis: 50% unlocked; one month later 60%.
+    ctx = open_block(state, number=2, slot=genesis_slot + 6 * month_slots + 1)
+    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 1))
+    close_block(state, ctx)
+    assert account(state, eve).frozen == grant - grant // 2
+    ctx = open_block(state, number=3, slot=genesis_slot + 7 * month_slots + 1)
+    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 2))
+    close_block(state, ctx)
+    assert account(state, eve).frozen == grant - grant // 2 - grant // 10
+
+    # Eleven months: everything is free and the schedule is gone.
+    ctx = open_block(state, number=4, slot=genesis_slot + 11 * month_slots + 1)
+    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 3))
+    close_block(state, ctx)
+    assert account(state, eve).frozen == 0
+    assert vesting.schedule_key(eve.account_id) not in state
+
+
+def test_locked_funds_cannot_move(state, alice):
+    dave = dev_keypair("//Dave")  # team: locked for two years
+    ctx = open_block(state)
+    # Fees may come from locked funds (so `vest` can be called), transfers may not.
+    assert apply_extrinsic(ctx, GENESIS, signed(dave, transfer_call(alice.account_id, IMG), GENESIS, 0)) is False
+    failed = [e for e in ctx.events if e.name == "ExtrinsicFailed"]
+    assert failed[0].fields == ("balances.InsufficientBalance",)
+
+
+def test_sudo_dispatches_root_calls_only_for_the_key(state, alice, bob):
+    target = dev_keypair("//Target").account_id
+    inner = Call("balances", "force_set_balance", (target, (5 * IMG).to_bytes(16, "big")))
+    before = issuance(state)
+    ctx = open_block(state)
+    assert apply_extrinsic(ctx, GENESIS, signed(bob, Call("sudo", "sudo", (inner.to_wire(),)), GENESIS, 0)) is False
+    assert apply_extrinsic(ctx, GENESIS, signed(alice, Call("sudo", "sudo", (inner.to_wire(),)), GENESIS, 0)) is True
+    close_block(state, ctx)
+    assert account(state, target).free == 5 * IMG
+    assert issuance(state) == before + 5 * IMG == total_balances(state)
+
+
+def test_root_call_cannot_be_signed_directly(state, alice):
+    call = Call("balances", "force_set_balance", (alice.account_id, (1).to_bytes(16, "big")))
+    with pytest.raises(InvalidTransaction) as info:
+        validate_transaction(state.get, GENESIS, signed(alice, call, GENESIS, 0), 0)
+    assert info.value.reason is InvalidReason.BAD_ORIGIN
+
+
+def test_each_invalid_transaction_has_its_own_reason(state, alice, bob):
+    call = transfer_call(alice.account_id, IMG)
+    poor = dev_keypair("//Poor")
+
+    def reason(encoded: bytes, best: int = 0) -> InvalidReason:
+        with pytest.raises(InvalidTransaction) as info:
+            validate_transaction(state.get, GENESIS, encoded, best)
+        return info.value.reason
+
+    good = signed(bob, call, GENESIS, 0)
+    validate_transaction(state.get, GENESIS, good, 0)
+    tampered = bytearray(good)
+    tampered[-3] ^= 1  # inside the call's amount: the signature no longer matches
+    assert reason(bytes(tampered)) is InvalidReason.BAD_PROOF
+    assert reason(signed(bob, call, b"\x22" * 32, 0)) is InvalidReason.WRONG_GENESIS
+    assert reason(signed(bob, call, GENESIS, 0, spec_version=99)) is InvalidReason.OUTDATED_SPEC
+    assert reason(signed(poor, call, GENESIS, 0)) is InvalidReason.CANNOT_PAY
+    assert reason(signed(bob, call, GENESIS, 0, mortality=Mortality(1, 4)), best=10) is InvalidReason.EXPIRED
+    assert reason(signed(bob, call, GENESIS, 0, mortality=Mortality(50, 4)), best=10) is InvalidReason.BIRTH_IN_FUTURE
+    assert reason(b"\x93garbage") is InvalidReason.BAD_FORMAT
+    assert reason(signed(bob, Call("nope", "nothing", ()), GENESIS, 0)) is InvalidReason.UNKNOWN_CALL
+    assert reason(signed(bob, Call("balances", "transfer", (b"short", b"x")), GENESIS, 0)) is InvalidReason.BAD_ARGUMENTS
+
+    # Stale nonce: after bob's nonce 0 is used.
+    ctx = open_block(state)
+    apply_extrinsic(ctx, GENESIS, good)
+    close_block(state, ctx)
+    assert reason(signed(bob, call, GENESIS, 0)) is InvalidReason.STALE
+    # A future nonce is valid for the pool (it waits) but not in a block.
+    assert validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 5), 1).nonce == 5
+    ctx = open_block(state, number=2, slot=1001)
+    with pytest.raises(InvalidTransaction) as info:
+        apply_extrinsic(ctx, GENESIS, signed(bob, call, GENESIS, 5))
+    assert info.value.reason is InvalidReason.FUTURE
+
+
+def test_inherent_rules(state, bob, alice):
+    header = Header(b"\x00" * 32, 1, b"\x00" * 32, b"\x00" * 32, (aura_pre_digest(1000),))
+    ctx = initialize_block(state.get, header)
+    # A signed transaction cannot come first, and the timestamp must be the slot's start.
+    with pytest.raises(InvalidTransaction):
+        apply_extrinsic(ctx, GENESIS, signed(bob, transfer_call(alice.account_id, IMG), GENESIS, 0))
+    ctx = initialize_block(state.get, header)
+    with pytest.raises(InvalidTransaction):
+        apply_extrinsic(ctx, GENESIS, timestamp_inherent(1000 * ctx.params.slot_ms + 1))
+    ctx = open_block(state)
+    with pytest.raises(InvalidTransaction):  # a second inherent is refused
+        apply_extrinsic(ctx, GENESIS, timestamp_inherent(1000 * ctx.params.slot_ms))
