@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from node.keys import Keypair
 from node.runtime.executive import SPEC_VERSION
-from node.types import Call, Mortality, SignedExtra, sign_extrinsic
+from node.types import IMMORTAL, Call, Mortality, SignedExtra, sign_extrinsic
 
 IMG = 10**18
 
@@ -20,7 +20,7 @@ def signed(
     genesis_hash: bytes,
     nonce: int,
     tip: int = 0,
-    mortality: Mortality = Mortality(0, 0),
+    mortality: Mortality = IMMORTAL,
     spec_version: int = SPEC_VERSION,
 ) -> bytes:
     extra = SignedExtra(genesis_hash, spec_version, nonce, tip, mortality)

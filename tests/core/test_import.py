@@ -12,8 +12,8 @@ import pytest
 from node.core.importer import AlreadyKnown, ImportError_, UnknownParent
 from node.core.node import Node
 from node.keys import dev_keypair
-from node.state.trie import InvalidProof, verify_proof
 from node.runtime import system
+from node.state.trie import InvalidProof, verify_proof
 from node.types import Block, Header, aura_pre_digest, merkle_root
 from tests.chainutil import IMG, signed, transfer_call
 
