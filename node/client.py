@@ -101,7 +101,9 @@ class TxStatus:
             return cls(value)
         if isinstance(value, dict) and len(value) == 1:
             ((kind, block_hash),) = value.items()
-            return cls(kind, from_hex(block_hash, length=32, what=kind) if isinstance(block_hash, str) else None)
+            return cls(
+                kind, from_hex(block_hash, length=32, what=kind) if isinstance(block_hash, str) else None
+            )
         raise RpcClientError(f"unexpected transaction status {value!r}")
 
 
@@ -149,7 +151,9 @@ class RpcClient:
         except httpx.InvalidURL as exc:
             raise NodeUnreachable(f"invalid node URL {self.url!r}: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise NodeUnreachable(f"cannot reach the imagechain node at {self.url}: {exc or type(exc).__name__}") from exc
+            raise NodeUnreachable(
+                f"cannot reach the imagechain node at {self.url}: {exc or type(exc).__name__}"
+            ) from exc
         try:
             body = response.json()
         except ValueError:
@@ -166,21 +170,29 @@ class RpcClient:
         try:
             return connect(self.ws_url, open_timeout=self.timeout, max_size=MAX_WS_MESSAGE_BYTES)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise NodeUnreachable(f"cannot open a WebSocket to the imagechain node at {self.ws_url}: {exc}") from exc
+            raise NodeUnreachable(
+                f"cannot open a WebSocket to the imagechain node at {self.ws_url}: {exc}"
+            ) from exc
 
-    def _subscribe(self, method: str, params: list[Any], notification: str, timeout: float | None) -> Iterator[Any]:
+    def _subscribe(
+        self, method: str, params: list[Any], notification: str, timeout: float | None
+    ) -> Iterator[Any]:
         """Yield each notification's `result` for a subscription opened by `method`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._open_websocket() as websocket:
             request_id = next(self._ids)
-            websocket.send(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
+            websocket.send(
+                json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            )
             subscription: Any = None
             while True:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     message = json.loads(websocket.recv(timeout=remaining))
                 except TimeoutError as exc:
-                    raise RpcClientError(f"{method}: nothing heard from {self.ws_url} within {timeout} s") from exc
+                    raise RpcClientError(
+                        f"{method}: nothing heard from {self.ws_url} within {timeout} s"
+                    ) from exc
                 except ConnectionClosed as exc:
                     raise NodeUnreachable(f"{self.ws_url} closed the subscription connection: {exc}") from exc
                 if not isinstance(message, dict):
@@ -262,9 +274,13 @@ class RpcClient:
         return None if result is None else _decoded(from_hex, result)
 
     def read_proof(self, keys: list[bytes], at: bytes | None = None) -> ReadProof:
-        result = self.call("state_getReadProof", [to_hex(key) for key in keys], *([] if at is None else [to_hex(at)]))
+        result = self.call(
+            "state_getReadProof", [to_hex(key) for key in keys], *([] if at is None else [to_hex(at)])
+        )
         return _decoded(
-            lambda value: ReadProof(from_hex(value["at"], length=32), [from_hex(node) for node in value["proof"]]),
+            lambda value: ReadProof(
+                from_hex(value["at"], length=32), [from_hex(node) for node in value["proof"]]
+            ),
             result,
         )
 
@@ -277,7 +293,9 @@ class RpcClient:
 
     def submit(self, encoded: bytes) -> bytes:
         """Hand a signed extrinsic to the node's pool; returns its hash (RpcError if refused)."""
-        return _decoded(lambda value: from_hex(value, length=32), self.call("author_submitExtrinsic", to_hex(encoded)))
+        return _decoded(
+            lambda value: from_hex(value, length=32), self.call("author_submitExtrinsic", to_hex(encoded))
+        )
 
     def pending(self) -> list[bytes]:
         return [_decoded(from_hex, item) for item in self.call("author_pendingExtrinsics")]
@@ -313,7 +331,9 @@ class RpcClient:
         """
         best = self.header()
         mortality = Mortality(best.number, mortal_period) if mortal_period else IMMORTAL
-        extra = SignedExtra(self.genesis_hash(), SPEC_VERSION, self.next_nonce(signer.account_id), tip, mortality)
+        extra = SignedExtra(
+            self.genesis_hash(), SPEC_VERSION, self.next_nonce(signer.account_id), tip, mortality
+        )
         call = Call("balances", "transfer", (dest, u128_to_bytes(amount)))
         encoded = sign_extrinsic(signer, call, extra).encode()
         ext_hash = extrinsic_hash(encoded)
@@ -333,7 +353,9 @@ class RpcClient:
 def _raise_error(error: dict[str, Any]) -> None:
     code = error.get("code")
     message = error.get("message")
-    raise RpcError(code if isinstance(code, int) else 0, message if isinstance(message, str) else "", error.get("data"))
+    raise RpcError(
+        code if isinstance(code, int) else 0, message if isinstance(message, str) else "", error.get("data")
+    )
 
 
 def _decoded(decode: Any, value: Any) -> Any:

@@ -46,7 +46,7 @@ class ChainDB:
             subdir=True,
             lock=True,
             sync=True,
-            metasync=True,
+            metasync=False,  # one fsync per commit; a power loss may undo only the last block
             readahead=False,
         )
         self.headers = self.env.open_db(b"headers")

@@ -30,7 +30,9 @@ def to_hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-def from_hex(value: Any, *, length: int | None = None, max_len: int | None = None, what: str = "value") -> bytes:
+def from_hex(
+    value: Any, *, length: int | None = None, max_len: int | None = None, what: str = "value"
+) -> bytes:
     """`0x`-prefixed hex -> bytes, checking the length before decoding anything large."""
     if not isinstance(value, str):
         raise ValueError(f"{what}: expected a 0x-prefixed hex string")

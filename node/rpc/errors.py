@@ -89,12 +89,16 @@ def invalid_params(detail: str) -> RpcError:
 
 def unknown_block(block_hash: bytes) -> RpcError:
     """Substrate's wording for a state query at a block the node does not have."""
-    return RpcError(STATE_CLIENT_ERROR, f"Client error: UnknownBlock: 0x{block_hash.hex()}", f"0x{block_hash.hex()}")
+    return RpcError(
+        STATE_CLIENT_ERROR, f"Client error: UnknownBlock: 0x{block_hash.hex()}", f"0x{block_hash.hex()}"
+    )
 
 
 def state_discarded(block_hash: bytes) -> RpcError:
     """The block is known but its state fell out of the pruning window (run an archive node)."""
-    return RpcError(STATE_CLIENT_ERROR, f"State already discarded for 0x{block_hash.hex()}", f"0x{block_hash.hex()}")
+    return RpcError(
+        STATE_CLIENT_ERROR, f"State already discarded for 0x{block_hash.hex()}", f"0x{block_hash.hex()}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -128,7 +128,9 @@ class Method:
             given = []
         elif isinstance(params, list):
             if len(params) > len(self.params):
-                raise invalid_params(f"{self.name} takes at most {len(self.params)} parameters, got {len(params)}")
+                raise invalid_params(
+                    f"{self.name} takes at most {len(self.params)} parameters, got {len(params)}"
+                )
             given = list(params)
         else:
             unknown = sorted(set(params) - {p.name for p in self.params})
@@ -193,8 +195,14 @@ class MethodTable:
                 param_type, nullable = _param_type_of(hints[parameter.name], parameter.name, name)
                 optional = parameter.default is not inspect.Parameter.empty
                 if optional and not nullable:
-                    raise TypeError(f"{name}: optional parameter {parameter.name!r} must be typed `... | None`")
-                params.append(Param(parameter.name, param_type, not optional, None if not optional else parameter.default))
+                    raise TypeError(
+                        f"{name}: optional parameter {parameter.name!r} must be typed `... | None`"
+                    )
+                params.append(
+                    Param(
+                        parameter.name, param_type, not optional, None if not optional else parameter.default
+                    )
+                )
             summary = (inspect.getdoc(handler) or name).split("\n\n")[0].replace("\n", " ")
             self._methods[name] = Method(name, handler, tuple(params), summary, result or {}, websocket_only)
             return handler
@@ -221,7 +229,11 @@ def _reject_constant(name: str) -> None:
 
 
 def _is_valid_id(value: Any) -> bool:
-    return value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    )
 
 
 def error_response(error: RpcError, request_id: Any = None) -> str:
@@ -251,7 +263,9 @@ class Dispatcher:
                 return error_response(RpcError(INVALID_REQUEST, data="empty batch"))
             if len(request) > self.max_batch_len:
                 return error_response(
-                    RpcError(TOO_BIG_BATCH, data=f"{len(request)} requests; the limit is {self.max_batch_len}")
+                    RpcError(
+                        TOO_BIG_BATCH, data=f"{len(request)} requests; the limit is {self.max_batch_len}"
+                    )
                 )
             responses = [await self._handle_request(member, ctx) for member in request]
             answered = [response for response in responses if response is not None]

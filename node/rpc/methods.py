@@ -49,7 +49,9 @@ FINAL_TX_STATUSES = frozenset({"finalized", "dropped", "invalid", "usurped", "fi
 
 _HEX_SCHEMA = {"type": "string", "pattern": "^0x([0-9a-fA-F]{2})*$"}
 _HASH_SCHEMA = {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$"}
-_NUMBER_SCHEMA = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^0x[0-9a-fA-F]+$"}]}
+_NUMBER_SCHEMA = {
+    "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^0x[0-9a-fA-F]+$"}]
+}
 
 
 def _hash(value: JSON) -> bytes:
@@ -102,9 +104,12 @@ ExtrinsicBytes = Annotated[bytes, ParamType(_extrinsic, _HEX_SCHEMA)]
 StorageKey = Annotated[bytes, ParamType(_storage_key, _HEX_SCHEMA)]
 StorageKeys = Annotated[list[bytes], ParamType(_storage_keys, {"type": "array", "items": _HEX_SCHEMA})]
 BlockNumbers = Annotated[
-    int | list[int], ParamType(_block_numbers, {"oneOf": [_NUMBER_SCHEMA, {"type": "array", "items": _NUMBER_SCHEMA}]})
+    int | list[int],
+    ParamType(_block_numbers, {"oneOf": [_NUMBER_SCHEMA, {"type": "array", "items": _NUMBER_SCHEMA}]}),
 ]
-AccountId = Annotated[bytes, ParamType(_account, {"type": "string", "description": "address or 0x account id"})]
+AccountId = Annotated[
+    bytes, ParamType(_account, {"type": "string", "description": "address or 0x account id"})
+]
 SubscriptionId = Annotated[str, ParamType(_subscription_id, {"type": "string"})]
 
 # Result schemas, for rpc.discover.
@@ -189,7 +194,9 @@ async def system_chainType(ctx: CallContext) -> JSON:
 @TABLE.method("system_properties", result={"type": "object"})
 async def system_properties(ctx: CallContext) -> JSON:
     """Token symbol and decimals and the address format, so wallets can display amounts and addresses."""
-    token = ctx.node.spec.raw.get("token", {}) if isinstance(getattr(ctx.node.spec, "raw", None), dict) else {}
+    token = (
+        ctx.node.spec.raw.get("token", {}) if isinstance(getattr(ctx.node.spec, "raw", None), dict) else {}
+    )
     return {
         "tokenSymbol": token.get("symbol", "IMG"),
         "tokenDecimals": int(token.get("decimals", DECIMALS)),
@@ -280,7 +287,9 @@ async def chain_getFinalizedHead(ctx: CallContext) -> str:
 @TABLE.method("chain_subscribeNewHeads", result=_SUBSCRIPTION_RESULT, websocket_only=True)
 async def chain_subscribeNewHeads(ctx: CallContext) -> str:
     """Notify `chain_newHead` with each new best header, starting with the current one."""
-    return _subscribe_heads(ctx, "chain_newHead", ctx.node.notifier.subscribe_new_heads, ctx.node.chain.best_header)
+    return _subscribe_heads(
+        ctx, "chain_newHead", ctx.node.notifier.subscribe_new_heads, ctx.node.chain.best_header
+    )
 
 
 @TABLE.method("chain_unsubscribeNewHeads", result={"type": "boolean"}, websocket_only=True)
@@ -293,7 +302,9 @@ async def chain_unsubscribeNewHeads(ctx: CallContext, subscription: Subscription
 async def chain_subscribeFinalizedHeads(ctx: CallContext) -> str:
     """Notify `chain_finalizedHead` with each newly finalized header, starting with the current one."""
     node = ctx.node
-    return _subscribe_heads(ctx, "chain_finalizedHead", node.notifier.subscribe_finalized_heads, node.chain.finalized_header)
+    return _subscribe_heads(
+        ctx, "chain_finalizedHead", node.notifier.subscribe_finalized_heads, node.chain.finalized_header
+    )
 
 
 @TABLE.method("chain_unsubscribeFinalizedHeads", result={"type": "boolean"}, websocket_only=True)

@@ -140,7 +140,9 @@ class WebSocketSession:
         subscription_id = secrets.token_hex(8)
         while subscription_id in self._subscriptions:
             subscription_id = secrets.token_hex(8)
-        subscription = _Subscription(subscription_id, notification, source, render, release, initial, is_final)
+        subscription = _Subscription(
+            subscription_id, notification, source, render, release, initial, is_final
+        )
         self._subscriptions[subscription_id] = subscription
         # Started only after the response carrying the id has been sent (`start_pending`), so a
         # client never sees a notification for a subscription it has not been told about.
@@ -198,7 +200,9 @@ class WebSocketSession:
 
 def _dumps_notification(method: str, subscription_id: str, result: JSON) -> str:
     params = {"subscription": subscription_id, "result": result}
-    return json.dumps({"jsonrpc": "2.0", "method": method, "params": params}, separators=(",", ":"), allow_nan=False)
+    return json.dumps(
+        {"jsonrpc": "2.0", "method": method, "params": params}, separators=(",", ":"), allow_nan=False
+    )
 
 
 # ---------------------------------------------------------------------------------------------

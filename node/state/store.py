@@ -190,26 +190,20 @@ class StateStore:
         block inserted and dropped, for a later `prune` or `discard` of that block.
         """
         nodes_db = self._nodes
-        # Sorted puts walk the B-tree in order, which LMDB does measurably faster than random.
-        items = sorted(update.inserted.items())
         if self.pruning is None:
             with txn.cursor(db=nodes_db) as cursor:
-                cursor.putmulti(items, overwrite=False)
-        else:
-            if txn.get(block_hash, db=self._journal) is not None:
-                raise ValueError(f"state of block {block_hash.hex()} is already committed")
-            put = txn.put
-            for node_hash, data in items:
-                # overwrite=False reports whether the node was new: if not, another block still
-                # counts it (e.g. A -> B -> A), so it gets one more reference.
-                if not put(node_hash, data, db=nodes_db, overwrite=False):
-                    self._add_ref(txn, node_hash, +1)
-            journal = [b"".join(update.inserted), b"".join(update.dropped)]
-            txn.put(block_hash, encode(journal), db=self._journal)
-        cache = self._cache
-        cache.update(update.decoded)
-        while len(cache) > self.cache_nodes:
-            cache.popitem(last=False)
+                cursor.putmulti(update.inserted.items(), overwrite=False)
+            return
+        if txn.get(block_hash, db=self._journal) is not None:
+            raise ValueError(f"state of block {block_hash.hex()} is already committed")
+        put = txn.put
+        for node_hash, data in update.inserted.items():
+            # overwrite=False reports whether the node was new: if not, another block still
+            # counts it (e.g. A -> B -> A), so it gets one more reference.
+            if not put(node_hash, data, db=nodes_db, overwrite=False):
+                self._add_ref(txn, node_hash, +1)
+        journal = [b"".join(update.inserted), b"".join(update.dropped)]
+        txn.put(block_hash, encode(journal), db=self._journal)
 
     def prune(self, txn: lmdb.Transaction, block_hash: bytes) -> int:
         """Forget the state before `block_hash` (its parent's); returns the nodes deleted.
@@ -271,9 +265,8 @@ class StateStore:
         nodes_db = self._nodes
         cache = self._cache
         deleted = 0
-        for node_hash in sorted(
-            hashes[start : start + HASH_LEN] for start in range(0, len(hashes), HASH_LEN)
-        ):
+        for start in range(0, len(hashes), HASH_LEN):
+            node_hash = hashes[start : start + HASH_LEN]
             if txn.get(node_hash, db=refs_db) is not None:
                 self._add_ref(txn, node_hash, -1)
             elif txn.delete(node_hash, db=nodes_db):
