@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -107,13 +108,24 @@ def node_command(
     )
     node = Node(config)
     try:
-        trio.run(node.run)
+        trio.run(run_until_signal, node)
     except KeyboardInterrupt:
         logging.getLogger("imagechain").info("Shutting down (Ctrl-C)")
     finally:
         node.close()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+async def run_until_signal(node: object) -> None:
+    """Run the node's services until SIGTERM or SIGINT, then stop them all and return."""
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            await nursery.start(node.run)  # type: ignore[attr-defined]
+            async for signum in signals:
+                logging.getLogger("imagechain").info("Shutting down (%s)", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
 
 
 def _register_groups() -> None:

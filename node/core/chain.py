@@ -22,6 +22,10 @@ META_FINALIZED = b"finalized"
 META_SPEC = b"spec"
 
 
+class StatePruned(KeyError):
+    """The state of that block fell out of the pruning window."""
+
+
 class ChainMismatch(Exception):
     """The database at the base path was created for another chain spec."""
 
@@ -86,12 +90,21 @@ class Chain:
     def contains(self, block_hash: bytes) -> bool:
         return self.db.header(block_hash) is not None
 
-    def state_reader(self, block_hash: bytes) -> Callable[[bytes], bytes | None]:
-        """A `get(key)` over the state after block `block_hash` (KeyError if unknown)."""
+    def state_available(self, header: Header) -> bool:
+        window = self.db.pruning
+        return window is None or header.number >= self._finalized.number - window
+
+    def _state_header(self, block_hash: bytes) -> Header:
         header = self.db.header(block_hash)
         if header is None:
             raise KeyError(f"unknown block {block_hash.hex()}")
-        root = header.state_root
+        if not self.state_available(header):
+            raise StatePruned(f"state of block #{header.number} was pruned")
+        return header
+
+    def state_reader(self, block_hash: bytes) -> Callable[[bytes], bytes | None]:
+        """A `get(key)` over the state after block `block_hash` (KeyError if unknown or pruned)."""
+        root = self._state_header(block_hash).state_root
         state = self.db.state
         return lambda key: state.get(root, key)
 
@@ -104,10 +117,7 @@ class Chain:
         return self.state_reader(block_hash)(key)
 
     def read_proof(self, block_hash: bytes, keys: list[bytes]) -> list[bytes]:
-        header = self.db.header(block_hash)
-        if header is None:
-            raise KeyError(f"unknown block {block_hash.hex()}")
-        return self.db.state.prove(header.state_root, keys)
+        return self.db.state.prove(self._state_header(block_hash).state_root, keys)
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ with 128-bit products formed from 32-bit limbs (numba) or Python integers (refer
 period of the 64-bit map is far beyond the few thousand steps used, and the absorbing state
 X = 0 (reachable only from X in {0, 1}) is replaced by a fixed constant.
 
-Initial conditions: ``X0 = 2**63 | g0 << 23 | g1 >> 17`` and ``Y0 = 2**63 | g1 << 23 | g0 >> 17``
-(each depends on the whole key; the top bit puts x0 in [1/2, 1), where the map is symmetric),
-followed by WARMUP discarded steps.
+Initial conditions: ``X0 = 2**63 | (g0 << 23) ^ g1`` and ``Y0 = 2**63 | (g1 << 23) ^ g0``
+(each depends on all 80 key bits; the top bit puts x0 in [1/2, 1), where the map is
+symmetric), followed by WARMUP discarded steps.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def initial_conditions(key: bytes) -> tuple[int, int]:
         raise ValueError(f"watermark key must be {KEY_BYTES} bytes (80 bits), got {len(key)}")
     k = int.from_bytes(key, "big")
     g0, g1 = k >> 40, k & ((1 << 40) - 1)
-    x0 = (1 << 63) | (g0 << 23) | (g1 >> 17)
-    y0 = (1 << 63) | (g1 << 23) | (g0 >> 17)
+    x0 = (1 << 63) | ((g0 << 23) ^ g1)
+    y0 = (1 << 63) | ((g1 << 23) ^ g0)
     return x0, y0
 
 

@@ -140,7 +140,7 @@ class Method:
         args: list[Any] = []
         for index, param in enumerate(self.params):
             value = given[index] if index < len(given) else _MISSING
-            if value is _MISSING or (value is None and not param.required):
+            if value is _MISSING or value is None:
                 if param.required:
                     raise invalid_params(f"missing required parameter {param.name!r}")
                 args.append(param.default)

@@ -18,6 +18,12 @@ is deleted when its count reaches zero. A node that disappears and comes back (a
 A -> B -> A) is simply inserted again while its first copy is still counted, so it survives the
 pruning of the block that first dropped it.
 
+Caching. Reads dominate, and decoding a node costs more than finding it, so decoded nodes are
+kept in a `NodeCache`, and `commit` puts the nodes it writes there, since the next block's update
+and the RPC's reads start from the newest version. Cached nodes are content-addressed and can never
+be wrong, so the cache is not kept in step with `prune` or aborted transactions: a stale entry can
+only make a pruned (or aborted) version partly readable until it is evicted. `has_root` asks LMDB.
+
 The caller owns write transactions (a block's header, body and state are written in one LMDB
 transaction); every method that writes takes that ``txn``. Reads open their own short read
 transaction unless given one (pass the write transaction to see its uncommitted writes). The
@@ -26,7 +32,6 @@ pruning mode must stay the same for the life of a database: archive mode keeps n
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 
 import lmdb
@@ -46,13 +51,59 @@ from node.state.trie import (
     walk_leaves,
 )
 
-# Decoded nodes kept in memory. A 100k-key state has ~107k nodes; a decoded internal node costs
-# about 1.3 KB and a leaf a few hundred bytes, so the default bound is roughly 50-150 MB.
+# Decoded nodes kept in memory. A 100k-key state has ~140k nodes; a decoded internal node costs
+# about 1.3 KB and a leaf a few hundred bytes, so the default bound is roughly 100-200 MB.
 DEFAULT_CACHE_NODES = 200_000
 
 NODES_DB = b"trie_nodes"
 REFS_DB = b"trie_refs"
 JOURNAL_DB = b"trie_journal"
+
+
+class NodeCache:
+    """A bounded, approximately least-recently-used map of node hash -> decoded node.
+
+    Two generations of plain dicts: new and recently used entries go to `young`; when `young`
+    holds half the capacity it becomes `old` and the previous `old` is dropped whole. A hit in
+    `old` moves the entry back to `young`. So anything used within the last half-capacity
+    insertions survives, which is what an LRU promises, at plain-dict cost: a block commit adds
+    thousands of nodes, and `collections.OrderedDict` made that (and eviction) several times
+    slower than the LMDB writes themselves. Holds at most about `capacity` entries.
+    """
+
+    __slots__ = ("half", "young", "old")
+
+    def __init__(self, capacity: int) -> None:
+        self.half = max(capacity // 2, 1) if capacity > 0 else 0
+        self.young: dict[bytes, Node] = {}
+        self.old: dict[bytes, Node] = {}
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+    def get(self, node_hash: bytes) -> Node | None:
+        node = self.young.get(node_hash)
+        if node is None:
+            node = self.old.get(node_hash)
+            if node is not None:
+                self.put(node_hash, node)
+        return node
+
+    def put(self, node_hash: bytes, node: Node) -> None:
+        if self.half:
+            young = self.young
+            young[node_hash] = node
+            if len(young) >= self.half:
+                self.old = young
+                self.young = {}
+
+    def put_many(self, nodes: Mapping[bytes, Node]) -> None:
+        if self.half and nodes:
+            young = self.young
+            young.update(nodes)
+            if len(young) >= self.half:
+                self.old = young if len(young) <= self.half * 2 else {}
+                self.young = {}
 
 
 class _Reader:
@@ -61,24 +112,27 @@ class _Reader:
     The read transaction is opened on the first cache miss only, so warm reads never touch LMDB.
     """
 
-    __slots__ = ("store", "txn", "own_txn")
+    __slots__ = ("store", "cache", "txn", "own_txn")
 
     def __init__(self, store: StateStore, txn: lmdb.Transaction | None) -> None:
         self.store = store
+        self.cache = store.cache
         self.txn = txn
         self.own_txn: lmdb.Transaction | None = None
 
     def __call__(self, node_hash: bytes) -> Node:
-        cache = self.store._cache
+        cache = self.cache
+        node = cache.young.get(node_hash)
+        if node is not None:
+            return node
         node = cache.get(node_hash)
         if node is not None:
-            cache.move_to_end(node_hash)
             return node
         data = self.raw(node_hash)
         if data is None:
             raise MissingNode(node_hash)
         node = decode_stored_node(data)
-        self.store._remember(node_hash, node)
+        cache.put(node_hash, node)
         return node
 
     def raw(self, node_hash: bytes) -> bytes | None:
@@ -87,7 +141,8 @@ class _Reader:
             txn = self.own_txn
             if txn is None:
                 txn = self.own_txn = self.store.env.begin(buffers=False)
-        return txn.get(node_hash, db=self.store._nodes)
+        data: bytes | None = txn.get(node_hash, db=self.store._nodes)
+        return data
 
     def close(self) -> None:
         if self.own_txn is not None:
@@ -113,11 +168,10 @@ class StateStore:
             raise ValueError("pruning window must be >= 0 or None")
         self.env = env
         self.pruning = pruning
-        self.cache_nodes = cache_nodes
+        self.cache = NodeCache(cache_nodes)
         self._nodes = env.open_db(NODES_DB)
         self._refs = env.open_db(REFS_DB)
         self._journal = env.open_db(JOURNAL_DB)
-        self._cache: OrderedDict[bytes, Node] = OrderedDict()
 
     # -----------------------------------------------------------------------------------------
     # Reads
@@ -125,7 +179,7 @@ class StateStore:
 
     def get_node(self, node_hash: bytes, txn: lmdb.Transaction | None = None) -> bytes | None:
         """The encoding of one node, or None if it is not stored."""
-        node = self._cache.get(node_hash)
+        node = self.cache.get(node_hash)
         if node is not None:
             return encode_node(node)
         reader = _Reader(self, txn)
@@ -135,8 +189,17 @@ class StateStore:
             reader.close()
 
     def has_root(self, root: bytes, txn: lmdb.Transaction | None = None) -> bool:
-        """Whether the root node of this version is stored (i.e. not pruned or never written)."""
-        return root == EMPTY_ROOT or root in self._cache or self.get_node(root, txn) is not None
+        """Whether the root node of this version is in the database (not pruned, committed).
+
+        Asks LMDB, not the cache, which may still hold nodes of a pruned or aborted version.
+        """
+        if root == EMPTY_ROOT:
+            return True
+        reader = _Reader(self, txn)
+        try:
+            return reader.raw(root) is not None
+        finally:
+            reader.close()
 
     def get(self, root: bytes, key: bytes, txn: lmdb.Transaction | None = None) -> bytes | None:
         """The value of `key` in the version with this root; raises `MissingNode` if pruned."""
@@ -193,17 +256,18 @@ class StateStore:
         if self.pruning is None:
             with txn.cursor(db=nodes_db) as cursor:
                 cursor.putmulti(update.inserted.items(), overwrite=False)
-            return
-        if txn.get(block_hash, db=self._journal) is not None:
-            raise ValueError(f"state of block {block_hash.hex()} is already committed")
-        put = txn.put
-        for node_hash, data in update.inserted.items():
-            # overwrite=False reports whether the node was new: if not, another block still
-            # counts it (e.g. A -> B -> A), so it gets one more reference.
-            if not put(node_hash, data, db=nodes_db, overwrite=False):
-                self._add_ref(txn, node_hash, +1)
-        journal = [b"".join(update.inserted), b"".join(update.dropped)]
-        txn.put(block_hash, encode(journal), db=self._journal)
+        else:
+            if txn.get(block_hash, db=self._journal) is not None:
+                raise ValueError(f"state of block {block_hash.hex()} is already committed")
+            put = txn.put
+            for node_hash, data in update.inserted.items():
+                # overwrite=False reports whether the node was new: if not, another block still
+                # counts it (e.g. A -> B -> A), so it gets one more reference.
+                if not put(node_hash, data, db=nodes_db, overwrite=False):
+                    self._add_ref(txn, node_hash, +1)
+            journal = [b"".join(update.inserted), b"".join(update.dropped)]
+            txn.put(block_hash, encode(journal), db=self._journal)
+        self.cache.put_many(update.decoded)
 
     def prune(self, txn: lmdb.Transaction, block_hash: bytes) -> int:
         """Forget the state before `block_hash` (its parent's); returns the nodes deleted.
@@ -228,12 +292,6 @@ class StateStore:
     # -----------------------------------------------------------------------------------------
     # Internals
     # -----------------------------------------------------------------------------------------
-
-    def _remember(self, node_hash: bytes, node: Node) -> None:
-        cache = self._cache
-        cache[node_hash] = node
-        if len(cache) > self.cache_nodes:
-            cache.popitem(last=False)
 
     def _take_journal(self, txn: lmdb.Transaction, block_hash: bytes) -> tuple[bytes, bytes] | None:
         """Read and delete a block's journal entry: (inserted hashes, dropped hashes)."""
@@ -263,13 +321,13 @@ class StateStore:
         """Drop one reference to each node in a concatenation of hashes; delete those at zero."""
         refs_db = self._refs
         nodes_db = self._nodes
-        cache = self._cache
         deleted = 0
+        # Deleted nodes are left in the cache: they are content-addressed, so a cached copy can
+        # never give a wrong answer, and evicting each one costs more than the LMDB delete.
         for start in range(0, len(hashes), HASH_LEN):
             node_hash = hashes[start : start + HASH_LEN]
             if txn.get(node_hash, db=refs_db) is not None:
                 self._add_ref(txn, node_hash, -1)
             elif txn.delete(node_hash, db=nodes_db):
-                cache.pop(node_hash, None)
                 deleted += 1
         return deleted

@@ -85,12 +85,14 @@ class TrieUpdate:
 
     `inserted` (hash -> encoding) and `dropped` (hashes) are exactly the difference between the
     old and the new version's node sets, which is what a store needs to write the new version
-    and to count references for pruning.
+    and to count references for pruning. `decoded` has the decoded form of every inserted node,
+    so that a store can cache what it writes without decoding it again.
     """
 
     root: bytes
     inserted: dict[bytes, bytes] = field(default_factory=dict)
     dropped: list[bytes] = field(default_factory=list)
+    decoded: dict[bytes, Node] = field(default_factory=dict, repr=False, compare=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,27 +332,33 @@ _Item: TypeAlias = tuple[bytes, bytes, bytes | None, bytes | None]
 class _Batch:
     """Accumulates the nodes an update creates and removes while it recurses."""
 
-    __slots__ = ("load", "inserted", "dropped")
+    __slots__ = ("load", "inserted", "decoded", "dropped")
 
     def __init__(self, load: NodeLoader) -> None:
         self.load = load
         self.inserted: dict[bytes, bytes] = {}
+        self.decoded: dict[bytes, Node] = {}
         self.dropped: list[bytes] = []
 
     def new_leaf(self, path: bytes, key: bytes, value: bytes) -> bytes:
+        node = (LEAF, key, value)
         node_hash = blake2b_256(b"\x00" + path + blake2b_256(value))
-        self.inserted[node_hash] = _pack((LEAF, key, value))
+        self.inserted[node_hash] = _pack(node)
+        self.decoded[node_hash] = node
         return node_hash
 
     def new_internal(self, bitmap: int, child_hashes: list[bytes]) -> bytes:
+        node = (INTERNAL, bitmap, tuple(child_hashes))
         node_hash = blake2b_256(b"\x01" + bitmap.to_bytes(2, "big") + b"".join(child_hashes))
-        self.inserted[node_hash] = _pack((INTERNAL, bitmap, child_hashes))
+        self.inserted[node_hash] = _pack(node)
+        self.decoded[node_hash] = node
         return node_hash
 
     def is_leaf(self, node_hash: bytes) -> bool:
         """Whether a child is a leaf (only asked when a node is left with a single child)."""
-        data = self.inserted.get(node_hash)
-        node = self.load(node_hash) if data is None else decode_stored_node(data)
+        node = self.decoded.get(node_hash)
+        if node is None:
+            node = self.load(node_hash)
         return bool(node[0] == LEAF)
 
 
@@ -375,7 +383,9 @@ def apply_changes(load: NodeLoader, root: bytes, changes: Mapping[bytes, bytes |
         new_root = _build(batch, [item for item in items if item[2] is not None], 0)
     else:
         new_root = _update(batch, root, 0, items)
-    return TrieUpdate(EMPTY_ROOT if new_root is None else new_root, batch.inserted, batch.dropped)
+    return TrieUpdate(
+        EMPTY_ROOT if new_root is None else new_root, batch.inserted, batch.dropped, batch.decoded
+    )
 
 
 def _groups(items: list[_Item], depth: int) -> list[tuple[int, list[_Item]]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from node.core.chain import StatePruned
 from node.core.importer import AlreadyKnown, ImportError_, UnknownParent
 from node.core.node import Node
 from node.keys import dev_keypair
@@ -119,8 +120,13 @@ def test_pruning_keeps_the_window(tmp_path, bob):
         key = system.account_key(bob.account_id)
         assert node.chain.state_get(roots[-1], key) is not None
         assert node.chain.state_get(roots[-3], key) is not None  # inside the window
-        with pytest.raises(Exception):  # noqa: B017 - pruned state is gone
+        with pytest.raises(StatePruned):
             node.chain.state_get(roots[0], key)
+        with pytest.raises(StatePruned):
+            node.chain.read_proof(roots[0], [key])
+        # The nodes are really gone from the database, not just hidden.
+        old_root = node.chain.header(roots[0]).state_root
+        assert not node.db.state.has_root(old_root)
     finally:
         node.close()
 

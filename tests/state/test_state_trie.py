@@ -203,9 +203,7 @@ def test_deep_split_then_collapse() -> None:
     trie.apply({one: b"1"})
     update = trie.apply({two: b"2"})
     # Four single-child internal nodes down to the split, plus the split node and the new leaf.
-    common = len(
-        [i for i in range(64) if blake2b_256(one).hex()[: i + 1] == blake2b_256(two).hex()[: i + 1]]
-    )
+    common = len([i for i in range(64) if blake2b_256(one).hex()[: i + 1] == blake2b_256(two).hex()[: i + 1]])
     assert len(update.inserted) == common + 2
     # The old root leaf moved down unchanged: it is neither dropped nor re-inserted.
     assert update.dropped == []

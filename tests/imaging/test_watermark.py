@@ -1,0 +1,98 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from node.imaging import watermark as wm
+from node.imaging.rendition import verification_rendition
+from tests.imaging.conftest import natural_image
+
+KEY = bytes.fromhex("00112233445566778899")
+PAYLOAD = bytes.fromhex("0123456789abcdef")
+
+
+def _psnr(a, b):
+    return 10 * np.log10(255**2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+def _jpeg(a, q):
+    b = io.BytesIO()
+    Image.fromarray(a).save(b, "JPEG", quality=q)
+    return np.asarray(Image.open(b).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def marked(photo):
+    return wm.embed(photo, KEY, PAYLOAD)
+
+
+def test_roundtrip_full_image_and_rendition(photo, marked):
+    assert marked.shape == photo.shape and marked.dtype == np.uint8
+    assert _psnr(photo, marked) > 40.0
+    assert wm.extract(marked, KEY) == PAYLOAD
+    r = verification_rendition(marked)
+    assert wm.extract_from_rendition(r, KEY) == PAYLOAD
+    assert wm.extract(r, KEY) == PAYLOAD
+
+
+def test_numba_path_equals_numpy_reference(photo, marked):
+    for img in (marked, photo, np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)):
+        r = verification_rendition(img)
+        assert np.array_equal(wm.coded_soft(r, KEY), wm.coded_soft(r, KEY, reference=True))
+        assert wm.extract_from_rendition(r, KEY) == wm.extract_from_rendition_ref(r, KEY)
+        c = wm.slot_coefficients(r)
+        unit, sign = wm.layout(KEY, wm.N_SLOTS, 208)
+        assert np.array_equal(wm.unit_sums(c, unit, sign, 208), wm.unit_sums_ref(c, unit, sign, 208))
+
+
+def test_survives_common_edits(marked):
+    h, w = marked.shape[:2]
+    rng = np.random.default_rng(5)
+    attacked = {
+        "jpeg70": _jpeg(marked, 70),
+        "jpeg50": _jpeg(marked, 50),
+        "resize": np.asarray(Image.fromarray(marked).resize((w // 2, h // 2), Image.BILINEAR).resize((w, h))),
+        "noise5": np.clip(marked + rng.normal(0, 5, marked.shape), 0, 255).round().astype(np.uint8),
+        "brightness": np.clip(marked * 1.2, 0, 255).round().astype(np.uint8),
+        "contrast": np.clip((marked - marked.mean()) * 0.8 + marked.mean(), 0, 255).round().astype(np.uint8),
+    }
+    for name, img in attacked.items():
+        assert wm.extract(img, KEY, sync=False) == PAYLOAD, name
+
+
+def test_wrong_key_and_unmarked_give_none(photo, marked):
+    rng = np.random.default_rng(9)
+    r_marked = verification_rendition(marked)
+    r_plain = verification_rendition(photo)
+    for _ in range(100):
+        k = rng.bytes(10)
+        assert wm.extract_from_rendition(r_marked, k) is None
+        assert wm.extract_from_rendition(r_plain, k) is None
+    assert wm.extract_from_rendition(r_plain, KEY) is None
+
+
+def test_grey_and_small_images():
+    g = natural_image(4, 256, 256)[:, :, 0]
+    m = wm.embed(g, KEY, PAYLOAD)
+    assert m.shape == g.shape and wm.extract_from_rendition(m, KEY) == PAYLOAD
+    small = natural_image(6, 200, 150)
+    assert wm.extract(wm.embed(small, KEY, PAYLOAD), KEY) == PAYLOAD
+
+
+def test_different_payloads_and_keys(photos):
+    rng = np.random.default_rng(3)
+    for img in photos[:2]:
+        k, p = rng.bytes(10), rng.bytes(8)
+        m = wm.embed(img, k, p)
+        assert wm.extract(m, k, sync=False) == p
+        assert wm.extract(m, KEY, sync=False) is None
+
+
+def test_bad_arguments(photo):
+    with pytest.raises(ValueError):
+        wm.embed(photo, b"short", PAYLOAD)
+    with pytest.raises(ValueError):
+        wm.embed(photo, KEY, b"\x00" * 7)
+    with pytest.raises(ValueError):
+        wm.extract_from_rendition(np.zeros((128, 128), np.uint8), KEY)

@@ -1,0 +1,50 @@
+"""Fixtures for the RPC tests: a real dev node, served on 127.0.0.1 port 0 inside the test's trio run.
+
+The node runs without its slot timer; tests author blocks when they want them
+(`rpc_helpers.author`), so every test is deterministic and none waits for a 2-second slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from rpc_helpers import Server, StartServer
+
+from node.core.node import Node
+from node.rpc.server import RpcLimits, serve_rpc
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    """The real chain core on the built-in dev spec, with //Alice as its authority."""
+    dev = Node.dev(tmp_path, rpc_port=None)
+    yield dev
+    dev.close()
+
+
+@pytest.fixture
+async def start_server(node: Node, nursery: trio.Nursery) -> StartServer:
+    """Start `serve_rpc` for the node (optionally with other limits); stopped with the test."""
+
+    async def start(limits: RpcLimits | None = None) -> Server:
+        port = await nursery.start(
+            lambda task_status: serve_rpc(node, "127.0.0.1", 0, limits=limits, task_status=task_status)
+        )
+        return Server(node, port)
+
+    return start
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> Server:
+    return await start_server()
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client

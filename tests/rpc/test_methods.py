@@ -1,0 +1,186 @@
+"""Each method against the real dev node, over HTTP: shapes as Substrate's, values from the chain."""
+
+from __future__ import annotations
+
+import httpx
+from rpc_helpers import ALICE, BOB, CHARLIE, Server, author, error, result, transfer_extrinsic
+
+from node.codec import blake2b_256
+from node.keys import dev_keypair, encode_address
+from node.rpc import errors
+from node.rpc.encoding import block_from_json, header_from_json, to_hex
+from node.runtime.executive import timestamp_inherent
+from node.runtime.system import KEY_NUMBER, Account, account_key
+from node.state.trie import verify_proof
+from node.types import Mortality
+
+
+async def test_system_methods(http: httpx.AsyncClient, server: Server) -> None:
+    assert await result(http, "system_name") == server.node.name
+    assert await result(http, "system_version") == server.node.version
+    assert await result(http, "system_chain") == "imagechain development"
+    assert await result(http, "system_chainType") == "Development"
+    assert await result(http, "system_properties") == {
+        "tokenSymbol": "IMG",
+        "tokenDecimals": 18,
+        "ss58Format": 42,
+    }
+    assert await result(http, "system_health") == {"peers": 0, "isSyncing": False, "shouldHavePeers": False}
+    assert await result(http, "system_peers") == []
+    author(server.node)
+    assert await result(http, "system_syncState") == {
+        "startingBlock": 0,
+        "currentBlock": 1,
+        "highestBlock": 1,
+    }
+
+
+async def test_rpc_methods_lists_the_table(http: httpx.AsyncClient) -> None:
+    listed = await result(http, "rpc_methods")
+    assert listed["version"] == 1
+    required = {
+        "system_health", "system_name", "system_version", "system_chain", "system_chainType",
+        "system_properties", "system_peers", "system_syncState", "system_accountNextIndex",
+        "chain_getHeader", "chain_getBlock", "chain_getBlockHash", "chain_getFinalizedHead",
+        "chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "chain_subscribeFinalizedHeads",
+        "chain_unsubscribeFinalizedHeads", "state_getStorage", "state_getReadProof",
+        "author_submitExtrinsic", "author_pendingExtrinsics", "author_submitAndWatchExtrinsic",
+        "rpc_methods",
+    }  # fmt: skip
+    assert required <= set(listed["methods"])
+    assert listed["methods"] == sorted(listed["methods"])
+
+
+async def test_openrpc_document_describes_every_method(http: httpx.AsyncClient) -> None:
+    document = await result(http, "rpc.discover")
+    assert document["openrpc"].startswith("1.")
+    names = [method["name"] for method in document["methods"]]
+    assert names == (await result(http, "rpc_methods"))["methods"]
+    storage = next(method for method in document["methods"] if method["name"] == "state_getStorage")
+    assert [(p["name"], p["required"]) for p in storage["params"]] == [("key", True), ("at", False)]
+
+
+async def test_headers_and_blocks(http: httpx.AsyncClient, server: Server) -> None:
+    node = server.node
+    genesis = await result(http, "chain_getHeader", [to_hex(node.genesis_hash)])
+    assert genesis["number"] == "0x0" and genesis["digest"] == {"logs": []}
+    assert header_from_json(genesis).hash == node.genesis_hash
+
+    block = author(node)
+    best = await result(http, "chain_getHeader")
+    assert best["number"] == "0x1"
+    assert best["parentHash"] == to_hex(node.genesis_hash)
+    decoded = header_from_json(best)
+    assert decoded == block.header and decoded.hash == block.hash
+    assert len(best["digest"]["logs"]) == 2  # Aura pre-runtime slot and seal
+
+    full = await result(http, "chain_getBlock", [to_hex(block.hash)])
+    assert set(full) == {"block", "justifications"}
+    assert full["justifications"] is None
+    assert block_from_json(full) == block
+    assert full["block"]["extrinsics"][0] == to_hex(block.extrinsics[0])
+    assert await result(http, "chain_getBlock") == full
+
+    assert await result(http, "chain_getBlockHash", [1]) == to_hex(block.hash)
+    assert await result(http, "chain_getBlockHash", ["0x1"]) == to_hex(block.hash)
+    assert await result(http, "chain_getBlockHash", [[0, "0x1", 2]]) == [
+        to_hex(node.genesis_hash),
+        to_hex(block.hash),
+        None,
+    ]
+    assert await result(http, "chain_getFinalizedHead") == to_hex(block.hash)  # one authority: final at once
+
+
+async def test_unknown_blocks_are_null(http: httpx.AsyncClient) -> None:
+    unknown = to_hex(blake2b_256(b"nowhere"))
+    assert await result(http, "chain_getHeader", [unknown]) is None
+    assert await result(http, "chain_getBlock", [unknown]) is None
+    assert await result(http, "chain_getBlockHash", [99]) is None
+
+
+async def test_storage_and_read_proof(http: httpx.AsyncClient, server: Server) -> None:
+    node = server.node
+    genesis = node.genesis_hash
+    author(node)
+    raw = await result(http, "state_getStorage", [to_hex(account_key(BOB.account_id))])
+    assert Account.decode(bytes.fromhex(raw[2:])).free == 4_200_000_000 * 10**18
+    assert await result(http, "state_getStorage", [to_hex(KEY_NUMBER)]) == "0x00000001"
+    assert await result(http, "state_getStorage", [to_hex(KEY_NUMBER), to_hex(genesis)]) == "0x00000000"
+    assert await result(http, "state_getStorage", ["0x" + b"no such key".hex()]) is None
+
+    unknown = blake2b_256(b"nowhere")
+    err = await error(http, "state_getStorage", [to_hex(KEY_NUMBER), to_hex(unknown)])
+    assert err["code"] == errors.STATE_CLIENT_ERROR and err["data"] == to_hex(unknown)
+
+    keys = [KEY_NUMBER, account_key(ALICE.account_id), b"absent"]
+    proof = await result(http, "state_getReadProof", [[to_hex(k) for k in keys], to_hex(genesis)])
+    assert proof["at"] == to_hex(genesis)
+    nodes = [bytes.fromhex(item[2:]) for item in proof["proof"]]
+    root = node.chain.header(genesis).state_root
+    assert verify_proof(root, nodes, KEY_NUMBER) == (0).to_bytes(4, "big")
+    assert verify_proof(root, nodes, b"absent") is None
+    assert (await result(http, "state_getReadProof", [[]]))["at"] == to_hex(node.chain.best_header().hash)
+    err = await error(http, "state_getReadProof", [[to_hex(KEY_NUMBER)], to_hex(unknown)])
+    assert err["code"] == errors.STATE_CLIENT_ERROR
+
+
+async def test_submit_pending_and_next_index(http: httpx.AsyncClient, server: Server) -> None:
+    node = server.node
+    alice = encode_address(ALICE.account_id)
+    assert await result(http, "system_accountNextIndex", [alice]) == 0
+    first = transfer_extrinsic(node, nonce=0)
+    second = transfer_extrinsic(node, nonce=1)
+    assert await result(http, "author_submitExtrinsic", [to_hex(first)]) == to_hex(blake2b_256(first))
+    assert await result(http, "author_submitExtrinsic", [to_hex(second)]) == to_hex(blake2b_256(second))
+    assert await result(http, "author_pendingExtrinsics") == [to_hex(first), to_hex(second)]
+    # pool-aware: past both pooled transactions; a raw account id works as well as an address
+    assert await result(http, "system_accountNextIndex", [alice]) == 2
+    assert await result(http, "system_accountNextIndex", [to_hex(ALICE.account_id)]) == 2
+
+    block = author(node)
+    assert block.extrinsics[1:] == (first, second)
+    assert await result(http, "author_pendingExtrinsics") == []
+    assert await result(http, "system_accountNextIndex", [alice]) == 2
+
+
+async def submit_error(http: httpx.AsyncClient, encoded: bytes) -> dict[str, object]:
+    return await error(http, "author_submitExtrinsic", [to_hex(encoded)])
+
+
+async def test_pool_rejections_map_to_author_errors(http: httpx.AsyncClient, server: Server) -> None:
+    node = server.node
+    err = await submit_error(http, b"\x01\x02\x03")
+    assert err["code"] == errors.AUTHOR_BAD_FORMAT and err["data"] == "BadFormat"
+    assert str(err["message"]).startswith("Extrinsic has invalid format")
+
+    good = transfer_extrinsic(node)
+    await result(http, "author_submitExtrinsic", [to_hex(good)])
+    err = await submit_error(http, good)
+    assert err["code"] == errors.POOL_ALREADY_IMPORTED and err["data"] == "AlreadyImported"
+
+    err = await submit_error(http, transfer_extrinsic(node, amount=7, nonce=0))  # same nonce, no higher tip
+    assert err["code"] == errors.POOL_TOO_LOW_PRIORITY and err["data"] == "TooLowPriority"
+
+    tampered = bytearray(transfer_extrinsic(node, CHARLIE))
+    tampered[-1] ^= 1  # last byte of the amount: the signature no longer covers the call
+    err = await submit_error(http, bytes(tampered))
+    assert err == {"code": 1010, "message": "Invalid Transaction", "data": "BadSignature"}
+
+    err = await submit_error(http, transfer_extrinsic(node, CHARLIE, genesis_hash=b"\x01" * 32))
+    assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "WrongGenesis"
+
+    author(node)
+    author(node)
+    err = await submit_error(http, transfer_extrinsic(node, nonce=0, tip=5))
+    assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "StaleNonce"
+    assert str(err["message"]).startswith("Invalid Transaction: nonce 0")
+
+    err = await submit_error(http, transfer_extrinsic(node, CHARLIE, mortality=Mortality(0, 2)))
+    assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "Expired"
+
+    pauper = transfer_extrinsic(node, signer=dev_keypair("//Nobody"))
+    err = await submit_error(http, pauper)
+    assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "InsufficientFunds"
+
+    err = await submit_error(http, timestamp_inherent(1))
+    assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "BadOrigin"
