@@ -1,17 +1,26 @@
-"""The chain as the client sees it: stored blocks, the best and finalized heads, state by block.
+"""The chain as the client sees it: a block tree above the finalized block, heads, state by block.
 
-`Chain` is the only writer of the database. Every block goes through `commit_block`, which
-writes the block, its state version, the canonical index and the head pointers in one LMDB
-transaction, and prunes state that fell out of the pruning window.
+`Chain` is the only writer of the database. Each change is one LMDB write transaction:
+
+* `add_block` stores an executed block and its state version; if it makes a longer chain that
+  contains the finalized block (the fork-choice rule, PROTOCOL section 6) it becomes the best
+  block, and the canonical index is rewritten along the route from the old best (a reorg:
+  blocks *retracted* from the old branch, blocks *enacted* on the new one);
+* `finalize` records a justification and moves the finalized block forward (never back); the
+  best chain must contain it; branches that do not are discarded with their state; canonical
+  state older than the pruning window is pruned. State above the finalized block is never
+  pruned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import lmdb
 
 from node.chain_spec import ChainSpec, genesis_block, genesis_storage
+from node.codec import decode_trusted, encode
 from node.core.db import ChainDB
 from node.state.trie import EMPTY_ROOT, TrieUpdate
 from node.types import Block, Header, extrinsic_hash
@@ -19,7 +28,10 @@ from node.types import Block, Header, extrinsic_hash
 META_GENESIS = b"genesis"
 META_BEST = b"best"
 META_FINALIZED = b"finalized"
+META_LEAVES = b"leaves"
 META_SPEC = b"spec"
+
+HEADER_CACHE_SIZE = 4096
 
 
 class StatePruned(KeyError):
@@ -30,12 +42,26 @@ class ChainMismatch(Exception):
     """The database at the base path was created for another chain spec."""
 
 
+class NotDescendant(ValueError):
+    """A block (or finality target) that does not descend from the finalized block."""
+
+
+@dataclass
+class HeadChange:
+    """What `add_block` or `finalize` did to the best chain."""
+
+    new_best: bool = False
+    retracted: list[Header] = field(default_factory=list)  # old branch, highest first
+    enacted: list[Header] = field(default_factory=list)  # new branch, lowest first
+
+
 class Chain:
     def __init__(self, db: ChainDB, spec: ChainSpec) -> None:
         self.db = db
         self.spec = spec
         self.genesis = genesis_block(spec)
         self.genesis_hash = self.genesis.hash
+        self._headers: dict[bytes, Header] = {}
         stored = db.get_meta(META_GENESIS)
         if stored is None:
             self._write_genesis()
@@ -45,9 +71,11 @@ class Chain:
             )
         best = db.get_meta(META_BEST)
         finalized = db.get_meta(META_FINALIZED)
-        assert best is not None and finalized is not None, "database lost its head pointers"
+        leaves = db.get_meta(META_LEAVES)
+        assert best is not None and finalized is not None and leaves is not None, "database lost its heads"
         self._best = self._require_header(best)
         self._finalized = self._require_header(finalized)
+        self._leaves: list[bytes] = list(decode_trusted(leaves))
 
     def _write_genesis(self) -> None:
         update = self.db.state.update(EMPTY_ROOT, genesis_storage(self.spec))
@@ -59,10 +87,11 @@ class Chain:
             self.db.put_meta(txn, META_GENESIS, self.genesis_hash)
             self.db.put_meta(txn, META_BEST, self.genesis_hash)
             self.db.put_meta(txn, META_FINALIZED, self.genesis_hash)
+            self.db.put_meta(txn, META_LEAVES, encode([self.genesis_hash]))
             self.db.put_meta(txn, META_SPEC, self.spec.id.encode())
 
     def _require_header(self, block_hash: bytes) -> Header:
-        header = self.db.header(block_hash)
+        header = self.header(block_hash)
         if header is None:
             raise RuntimeError(f"block {block_hash.hex()} missing from the database")
         return header
@@ -75,27 +104,69 @@ class Chain:
     def finalized_header(self) -> Header:
         return self._finalized
 
+    def leaves(self) -> list[bytes]:
+        return list(self._leaves)
+
     def header(self, block_hash: bytes) -> Header | None:
-        return self.db.header(block_hash)
+        header = self._headers.get(block_hash)
+        if header is None:
+            header = self.db.header(block_hash)
+            if header is not None:
+                if len(self._headers) >= HEADER_CACHE_SIZE:
+                    self._headers.pop(next(iter(self._headers)))
+                self._headers[block_hash] = header
+        return header
 
     def block(self, block_hash: bytes) -> Block | None:
         return self.db.block(block_hash)
 
     def hash_at(self, number: int) -> bytes | None:
+        """The canonical (best chain) block at `number`."""
         return self.db.hash_at(number)
 
     def justification(self, block_hash: bytes) -> bytes | None:
         return self.db.justification(block_hash)
 
     def contains(self, block_hash: bytes) -> bool:
-        return self.db.header(block_hash) is not None
+        return self.header(block_hash) is not None
+
+    def ancestor_at(self, block_hash: bytes, number: int) -> Header | None:
+        """The ancestor of `block_hash` (or itself) at height `number`, walking parent links."""
+        header = self.header(block_hash)
+        while header is not None and header.number > number:
+            if self.hash_at(header.number) == header.hash:
+                # On the canonical chain: jump straight to the index.
+                canonical = self.hash_at(number)
+                return self.header(canonical) if canonical is not None else None
+            header = self.header(header.parent_hash)
+        if header is None or header.number != number:
+            return None
+        return header
+
+    def is_descendant(self, block_hash: bytes, ancestor_hash: bytes) -> bool:
+        """True if `block_hash` is `ancestor_hash` or one of its descendants."""
+        ancestor = self.header(ancestor_hash)
+        if ancestor is None:
+            return False
+        found = self.ancestor_at(block_hash, ancestor.number)
+        return found is not None and found.hash == ancestor_hash
+
+    def best_containing(self, block_hash: bytes) -> Header | None:
+        """The head of the longest known chain that contains `block_hash`."""
+        best: Header | None = None
+        for leaf in self._leaves:
+            header = self.header(leaf)
+            if header is not None and self.is_descendant(leaf, block_hash):
+                if best is None or header.number > best.number:
+                    best = header
+        return best
 
     def state_available(self, header: Header) -> bool:
         window = self.db.pruning
         return window is None or header.number >= self._finalized.number - window
 
     def _state_header(self, block_hash: bytes) -> Header:
-        header = self.db.header(block_hash)
+        header = self.header(block_hash)
         if header is None:
             raise KeyError(f"unknown block {block_hash.hex()}")
         if not self.state_available(header):
@@ -121,33 +192,127 @@ class Chain:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def commit_block(self, block: Block, update: TrieUpdate, finalize: bool) -> None:
-        """Store an executed block that extends the best chain, in one transaction.
-
-        With a single authority (until the finality gadget runs) every new best block is
-        final; the state of blocks older than the pruning window is pruned in the same write.
-        """
+    def add_block(self, block: Block, update: TrieUpdate) -> HeadChange:
+        """Store an executed block whose parent is known and descends from the finalized block."""
         header = block.header
-        if header.parent_hash != self._best.hash:
-            raise ValueError("commit_block: block does not extend the best chain (forks: finality issue)")
-        ext_hashes = [extrinsic_hash(x) for x in block.extrinsics]
+        parent = self.header(header.parent_hash)
+        if parent is None:
+            raise ValueError("add_block: unknown parent")
+        if header.number <= self._finalized.number or not self.is_descendant(parent.hash, self._finalized.hash):
+            raise NotDescendant(f"block #{header.number} does not descend from the finalized block")
         block_hash = block.hash
+        change = HeadChange()
+        leaves = [leaf for leaf in self._leaves if leaf != parent.hash] + [block_hash]
         with self.db.write() as txn:
-            self.db.put_block(txn, block, ext_hashes)
+            self.db.put_block(txn, block, [])
             self.db.commit_state(txn, block_hash, update)
-            self.db.set_canonical(txn, block, ext_hashes)
-            self.db.put_meta(txn, META_BEST, block_hash)
-            if finalize:
-                self.db.put_meta(txn, META_FINALIZED, block_hash)
-                self._prune(txn, header.number)
-        self._best = header
-        if finalize:
-            self._finalized = header
+            if header.number > self._best.number:
+                change = self._set_best(txn, header)
+            self.db.put_meta(txn, META_LEAVES, encode(leaves))
+        self._leaves = leaves
+        self._headers[block_hash] = header
+        if change.new_best:
+            self._best = header
+        return change
 
-    def _prune(self, txn: lmdb.Transaction, finalized_number: int) -> None:
+    def _route(self, old: Header, new: Header) -> tuple[list[Header], list[Header]]:
+        """Blocks to retract from `old` and enact toward `new` (through their common ancestor)."""
+        retracted: list[Header] = []
+        enacted: list[Header] = []
+        while old.hash != new.hash:
+            if old.number >= new.number:
+                retracted.append(old)
+                old = self._require_header(old.parent_hash)
+            else:
+                enacted.append(new)
+                new = self._require_header(new.parent_hash)
+        enacted.reverse()
+        return retracted, enacted
+
+    def _set_best(self, txn: lmdb.Transaction, new_best: Header) -> HeadChange:
+        retracted, enacted = self._route(self._best, new_best)
+        for header in retracted:
+            body = self.db.body(header.hash) or []
+            self.db.unset_canonical(txn, header.number, [extrinsic_hash(x) for x in body])
+        for header in enacted:
+            block = self.db.block(header.hash)
+            if block is None:  # added in this very transaction
+                block = Block(header, tuple(self._body_in_txn(txn, header.hash)))
+            self.db.set_canonical(txn, block, [extrinsic_hash(x) for x in block.extrinsics])
+        self.db.put_meta(txn, META_BEST, new_best.hash)
+        return HeadChange(True, retracted, enacted)
+
+    def _body_in_txn(self, txn: lmdb.Transaction, block_hash: bytes) -> list[bytes]:
+        raw = txn.get(block_hash, db=self.db.bodies)
+        return list(decode_trusted(raw)) if raw is not None else []
+
+    def finalize(self, block_hash: bytes, justification: bytes | None = None) -> HeadChange:
+        """Make `block_hash` final: it must descend from the current finalized block."""
+        target = self.header(block_hash)
+        if target is None:
+            raise KeyError(f"unknown block {block_hash.hex()}")
+        if target.hash == self._finalized.hash:
+            if justification is not None and self.db.justification(block_hash) is None:
+                with self.db.write() as txn:
+                    self.db.put_justification(txn, block_hash, justification)
+            return HeadChange()
+        if not self.is_descendant(block_hash, self._finalized.hash):
+            raise NotDescendant(f"block #{target.number} does not descend from the finalized block")
+        change = HeadChange()
+        previous = self._finalized
+        stale = [leaf for leaf in self._leaves if not self.is_descendant(leaf, block_hash)]
+        with self.db.write() as txn:
+            if justification is not None:
+                self.db.put_justification(txn, block_hash, justification)
+            if not self.is_descendant(self._best.hash, block_hash):
+                head = self._best_containing_excluding(block_hash, stale)
+                change = self._set_best(txn, head)
+                self._best = head
+            self.db.put_meta(txn, META_FINALIZED, block_hash)
+            leaves = self._discard_stale(txn, stale, target)
+            self.db.put_meta(txn, META_LEAVES, encode(leaves))
+            self._prune(txn, previous.number, target.number)
+        self._finalized = target
+        self._leaves = leaves
+        return change
+
+    def _best_containing_excluding(self, block_hash: bytes, stale: list[bytes]) -> Header:
+        best = self._require_header(block_hash)
+        for leaf in self._leaves:
+            if leaf in stale:
+                continue
+            header = self._require_header(leaf)
+            if header.number > best.number:
+                best = header
+        return best
+
+    def _discard_stale(self, txn: lmdb.Transaction, stale: list[bytes], finalized: Header) -> list[bytes]:
+        """Delete the branches that cannot contain the new finalized block, with their state.
+
+        Walk back from each stale leaf until reaching an ancestor of the finalized block (shared
+        history, which stays). Reads see the snapshot before this transaction, hence `discarded`.
+        """
+        discarded: set[bytes] = set()  # membership only, never iterated
+        for leaf in stale:
+            header = self.header(leaf)
+            while (
+                header is not None
+                and header.hash not in discarded
+                and not self.is_descendant(finalized.hash, header.hash)
+            ):
+                self.db.state.discard(txn, header.hash)
+                self.db.delete_block(txn, header.hash)
+                discarded.add(header.hash)
+                self._headers.pop(header.hash, None)
+                header = self.header(header.parent_hash)
+        return [leaf for leaf in self._leaves if leaf not in stale]
+
+    def _prune(self, txn: lmdb.Transaction, previous_finalized: int, finalized: int) -> None:
+        """Drop canonical state versions that fell out of the window `[finalized - N, finalized]`."""
         window = self.db.pruning
-        if window is None or finalized_number - window < 1:
+        if window is None:
             return
-        with_state_dropped = self.db.hash_at_txn(txn, finalized_number - window)
-        if with_state_dropped is not None:
-            self.db.state.prune(txn, with_state_dropped)
+        for number in range(max(1, previous_finalized - window + 1), finalized - window + 1):
+            block_hash = txn.get(number.to_bytes(4, "big"), db=self.db.canonical)
+            if block_hash is not None:
+                self.db.state.prune(txn, block_hash)

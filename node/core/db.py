@@ -128,6 +128,12 @@ class ChainDB:
         for ext_hash in ext_hashes:
             txn.delete(ext_hash, db=self.tx_index)
 
+    def delete_block(self, txn: lmdb.Transaction, block_hash: bytes) -> None:
+        """Forget a block of a discarded branch (never a canonical one)."""
+        txn.delete(block_hash, db=self.headers)
+        txn.delete(block_hash, db=self.bodies)
+        txn.delete(block_hash, db=self.justifications)
+
     def put_meta(self, txn: lmdb.Transaction, key: bytes, value: bytes) -> None:
         txn.put(key, value, db=self.meta)
 

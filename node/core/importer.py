@@ -8,18 +8,18 @@ The pipeline, in order (a failure at any step rejects the block with a reason):
 4. the runtime's `execute_block` over the parent state (extrinsics root, inherent, every
    transaction rule, every call);
 5. the new state root computed from the changes must equal the header's;
-6. `Chain.commit_block` writes everything in one LMDB transaction and moves the head.
+6. `Chain.add_block` writes everything in one LMDB transaction and applies the fork choice.
 """
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from node.codec import DecodeError
 from node.consensus.aura import InvalidSeal, check_header, slot_at
-from node.core.chain import Chain
+from node.core.chain import Chain, HeadChange
 from node.keys import verify_batch
 from node.runtime import aura, system
 from node.runtime.executive import InvalidBlock, decode_extrinsic_cached, execute_block
@@ -44,12 +44,17 @@ class UnknownParent(ImportError_):
     pass
 
 
+class NotOnFinalizedChain(ImportError_):
+    pass
+
+
 @dataclass
 class ImportedBlock:
     block: Block
     events: list[Event]
     update: TrieUpdate
     seconds: float
+    change: HeadChange = field(default_factory=HeadChange)
 
 
 def signature_jobs(extrinsics: tuple[bytes, ...], max_extrinsic_bytes: int) -> tuple[list[int], list[tuple]]:
@@ -88,6 +93,9 @@ def execute_and_check(chain: Chain, block: Block, now_ms: int) -> ImportedBlock:
         raise UnknownParent(f"unknown parent {header.parent_hash.hex()}")
     if header.number != parent.number + 1:
         raise ImportError_(f"number {header.number} does not follow parent {parent.number}")
+    finalized = chain.finalized_header()
+    if header.number <= finalized.number or not chain.is_descendant(parent.hash, finalized.hash):
+        raise NotOnFinalizedChain(f"block #{header.number} does not descend from finalized #{finalized.number}")
     parent_state = chain.state_reader(parent.hash)
     params = system.read_params(parent_state)
     try:
@@ -117,10 +125,10 @@ def execute_and_check(chain: Chain, block: Block, now_ms: int) -> ImportedBlock:
     return ImportedBlock(block, execution.events, update, time.perf_counter() - started)
 
 
-def import_block(chain: Chain, block: Block, now_ms: int | None = None, finalize: bool = True) -> ImportedBlock:
+def import_block(chain: Chain, block: Block, now_ms: int | None = None) -> ImportedBlock:
     """Check and store `block`; `now_ms` is the importer's clock (for the future-slot rule)."""
     if now_ms is None:
         now_ms = int(time.time() * 1000)
     imported = execute_and_check(chain, block, now_ms)
-    chain.commit_block(block, imported.update, finalize=finalize)
+    imported.change = chain.add_block(block, imported.update)
     return imported

@@ -20,11 +20,11 @@ from node import __version__
 from node.chain_spec import ChainSpec, load_chain_spec
 from node.consensus.aura import slot_at
 from node.core.authoring import BuiltBlock, build_block
-from node.core.chain import Chain
+from node.core.chain import Chain, HeadChange
 from node.core.db import ChainDB
 from node.core.importer import ImportedBlock, import_block
 from node.core.notifier import Notifier
-from node.core.txpool import PoolLimits, TxPool
+from node.core.txpool import PoolLimits, PoolRejected, TxPool
 from node.keys import Keypair
 from node.runtime import aura, system
 from node.types import Block, extrinsic_hash
@@ -101,10 +101,31 @@ class Node:
 
     def import_block(self, block: Block) -> ImportedBlock:
         """Import a block from the network (or a test); raises ImportError_ with a reason."""
-        finalize = len(aura.read_authorities(self.chain.best_state())) == 1
-        imported = import_block(self.chain, block, finalize=finalize)
-        self._after_block(block, finalized=finalize)
+        imported = import_block(self.chain, block)
+        self._after_import(imported.change)
+        if self.single_authority():
+            self.finalize(block.hash)
         return imported
+
+    def single_authority(self) -> bool:
+        """With one authority there is nothing to agree on: every best block is final."""
+        return len(aura.read_authorities(self.chain.best_state())) == 1
+
+    def finalize(self, block_hash: bytes, justification: bytes | None = None) -> None:
+        previous = self.chain.finalized_header()
+        change = self.chain.finalize(block_hash, justification)
+        self._after_import(change)
+        finalized = self.chain.finalized_header()
+        if finalized.hash == previous.hash:
+            return
+        watched = set(self.notifier.watching())  # membership only
+        for number in range(previous.number + 1, finalized.number + 1):
+            canonical = self.chain.hash_at(number)
+            body = self.chain.db.body(canonical) if canonical else None
+            for ext_hash in (extrinsic_hash(x) for x in body or []):
+                if ext_hash in watched:
+                    self.notifier.tx_status(ext_hash, "finalized", canonical)
+        self.notifier.finalized(finalized)
 
     # -- authoring ------------------------------------------------------------------------------
 
@@ -119,8 +140,7 @@ class Node:
         assert self.authority is not None
         slot_ms = self.spec.params.slot_ms
         built = build_block(self.chain, self.pool, slot, self.authority, time_budget_s=slot_ms / 3000)
-        finalize = len(aura.read_authorities(self.chain.best_state())) == 1
-        self.chain.commit_block(built.block, built.update, finalize=finalize)
+        change = self.chain.add_block(built.block, built.update)
         for ext_hash in built.invalid:
             self.pool.remove_invalid(ext_hash)
         self.blocks_authored += 1
@@ -132,20 +152,32 @@ class Node:
             len(built.block.extrinsics),
             built.seconds * 1000,
         )
-        self._after_block(built.block, finalized=finalize)
+        self._after_import(change)
+        if self.single_authority():
+            self.finalize(header.hash)
         return built
 
-    def _after_block(self, block: Block, finalized: bool) -> None:
-        header = block.header
-        ext_hashes = [extrinsic_hash(x) for x in block.extrinsics]
-        self.pool.on_block(header.hash, ext_hashes, self.chain.best_state(), header.number)
-        self.notifier.new_head(header)
-        if finalized:
-            watched = set(self.notifier.watching())
-            for ext_hash in ext_hashes:
-                if ext_hash in watched:
-                    self.notifier.tx_status(ext_hash, "finalized", header.hash)
-            self.notifier.finalized(header)
+    def _after_import(self, change: HeadChange) -> None:
+        """Keep the pool and the subscribers in step with a new best chain (reorgs included)."""
+        if not change.new_best:
+            return
+        best = self.chain.best_header()
+        state = self.chain.best_state()
+        for header in change.enacted:
+            body = self.chain.db.body(header.hash) or []
+            self.pool.on_block(header.hash, [extrinsic_hash(x) for x in body], state, best.number)
+        readmitted = 0
+        for header in change.retracted:
+            for encoded in (self.chain.db.body(header.hash) or [])[1:]:  # skip the inherent
+                try:
+                    self.pool.submit(encoded, state, best.number)
+                    readmitted += 1
+                except PoolRejected:
+                    pass  # included on the new branch, or no longer valid
+        if change.retracted:
+            log.info("♻️  Reorg: retracted %d, enacted %d blocks; %d transactions back in the pool",
+                     len(change.retracted), len(change.enacted), readmitted)
+        self.notifier.new_head(best)
 
     async def run_authoring(self) -> None:
         """Aura slot loop: wake at each slot start, author if the slot is ours."""

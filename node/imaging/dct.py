@@ -19,6 +19,7 @@ DCT_SHIFT = 12
 COEFF_FRAC_BITS = 4
 _BLOCK_SHIFT = 2 * DCT_SHIFT - COEFF_FRAC_BITS
 
+# fmt: off
 C8_Q12: tuple[tuple[int, ...], ...] = (
     (1448, 1448, 1448, 1448, 1448, 1448, 1448, 1448),
     (2009, 1703, 1138, 400, -400, -1138, -1703, -2009),
@@ -64,6 +65,7 @@ C32_Q12: tuple[tuple[int, ...], ...] = (
         345, 878, 1013, 688, 50, -610, -993, -926, -438, 249, 822, 1023, 759, 150, -526, -964,
     ),
 )
+# fmt: on
 
 
 C8 = np.array(C8_Q12, dtype=np.int64)
@@ -89,10 +91,7 @@ def block_dct_ref(img: np.ndarray, us: np.ndarray, vs: np.ndarray) -> np.ndarray
     """
     h, w = img.shape
     blocks = (
-        np.asarray(img, dtype=np.int64)
-        .reshape(h // 8, 8, w // 8, 8)
-        .transpose(0, 2, 1, 3)
-        .reshape(-1, 8, 8)
+        np.asarray(img, dtype=np.int64).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
     )
     full = C8 @ blocks @ C8.T
     sel = full[:, np.asarray(us), np.asarray(vs)]

@@ -44,9 +44,7 @@ def _parity(x: int) -> int:
 
 
 # _OUT[reg][k]: output k for the register reg = (previous MEMORY bits << 1) | input bit.
-_OUT = np.array(
-    [[_parity(reg & g) for g in GENERATORS] for reg in range(1 << CONSTRAINT)], dtype=np.int64
-)
+_OUT = np.array([[_parity(reg & g) for g in GENERATORS] for reg in range(1 << CONSTRAINT)], dtype=np.int64)
 
 
 def encode(bits: np.ndarray) -> np.ndarray:

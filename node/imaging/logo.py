@@ -46,7 +46,9 @@ def _scrambled_targets(logo: np.ndarray, key: bytes) -> np.ndarray:
     return 2.0 * (bits ^ x).astype(np.float64) - 1.0
 
 
-def embed_logo(rgb: np.ndarray, key: bytes, logo_grey: np.ndarray, strength: float = LOGO_STRENGTH) -> np.ndarray:
+def embed_logo(
+    rgb: np.ndarray, key: bytes, logo_grey: np.ndarray, strength: float = LOGO_STRENGTH
+) -> np.ndarray:
     """Hide a grey uint8 logo (at most 1024 pixels) in an image under an 80-bit key."""
     logo = np.asarray(logo_grey)
     if logo.dtype != np.uint8 or logo.ndim != 2:

@@ -262,7 +262,7 @@ def extract(img: np.ndarray, key: bytes, sync: bool = True) -> bytes | None:
     """The payload of a full image or of its rendition, or None; never a wrong payload.
 
     First the validators' path on the image's rendition; if that fails and ``sync`` is set,
-    the geometric resynchronisation search of :mod:`.sync` (crop, rotation) is tried.
+    the geometric resynchronisation search of :mod:`.sync` (small rotations) is tried.
     """
     r = verification_rendition(np.asarray(img))
     payload = extract_from_rendition(r, key)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any
 
+from node.core.chain import StatePruned
 from node.core.txpool import PoolRejected
 from node.keys import NETWORK_PREFIX, AddressError, decode_address
 from node.rpc.encoding import (
@@ -338,7 +339,7 @@ async def state_getStorage(ctx: CallContext, key: StorageKey, at: Hash | None = 
     block_hash = _block_at(ctx, at)
     try:
         value = ctx.node.chain.state_get(block_hash, key)
-    except MissingNode:
+    except (StatePruned, MissingNode):
         raise state_discarded(block_hash) from None
     return None if value is None else to_hex(value)
 
@@ -349,7 +350,7 @@ async def state_getReadProof(ctx: CallContext, keys: StorageKeys, at: Hash | Non
     block_hash = _block_at(ctx, at)
     try:
         proof = ctx.node.chain.read_proof(block_hash, keys)
-    except MissingNode:
+    except (StatePruned, MissingNode):
         raise state_discarded(block_hash) from None
     return {"at": to_hex(block_hash), "proof": [to_hex(node) for node in proof]}
 

@@ -43,6 +43,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9944
 
 WS_CLOSE_MESSAGE_TOO_BIG = 1009
+WS_CLOSE_TRY_AGAIN_LATER = 1013
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class RpcLimits:
     max_ws_message_bytes: int = 10 * 1024 * 1024
     max_batch_len: int = 1000
     max_subscriptions_per_connection: int = 1024
+    max_ws_connections: int = 100
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,15 +245,27 @@ def build_app(node: Any, limits: RpcLimits | None = None) -> Starlette:
             return Response(status_code=204)
         return Response(answer, media_type="application/json")
 
+    open_sessions = 0
+
     async def websocket_rpc(websocket: WebSocket) -> None:
-        await websocket.accept()
-        async with trio.open_nursery() as nursery:
-            session = WebSocketSession(websocket, nursery, limits)
-            try:
-                await _read_loop(websocket, session, dispatcher, node, limits)
-            finally:
-                session.close_all()
-                nursery.cancel_scope.cancel()
+        nonlocal open_sessions
+        if open_sessions >= limits.max_ws_connections:
+            # Refused during the handshake (the client sees HTTP 403): each session holds
+            # subscriptions and node channels, so their number is bounded like jsonrpsee's.
+            await websocket.close(WS_CLOSE_TRY_AGAIN_LATER)
+            return
+        open_sessions += 1
+        try:
+            await websocket.accept()
+            async with trio.open_nursery() as nursery:
+                session = WebSocketSession(websocket, nursery, limits)
+                try:
+                    await _read_loop(websocket, session, dispatcher, node, limits)
+                finally:
+                    session.close_all()
+                    nursery.cancel_scope.cancel()
+        finally:
+            open_sessions -= 1
 
     async def health(request: Request) -> Response:
         """Substrate's `GET /health`: system_health as plain JSON, for load balancers and probes."""
@@ -299,6 +313,20 @@ async def _read_loop(
 # ---------------------------------------------------------------------------------------------
 
 
+class _WithoutBanner(logging.Filter):
+    """Drop hypercorn's "Running on ... (CTRL + C to quit)": the node logs its own line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on")
+
+
+def _http_log() -> logging.Logger:
+    logger = logging.getLogger("node.rpc.http")
+    if not any(isinstance(existing, _WithoutBanner) for existing in logger.filters):
+        logger.addFilter(_WithoutBanner())
+    return logger
+
+
 def _bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -316,7 +344,7 @@ async def serve_rpc(
     config = Config()
     config.bind = [_bind_address(host, port)]
     config.accesslog = None
-    config.errorlog = logging.getLogger("node.rpc.http")
+    config.errorlog = _http_log()
     config.include_server_header = False
     # hypercorn closes a connection with 1009 itself when one message passes this size.
     config.websocket_max_message_size = limits.max_ws_message_bytes

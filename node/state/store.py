@@ -20,9 +20,10 @@ pruning of the block that first dropped it.
 
 Caching. Reads dominate, and decoding a node costs more than finding it, so decoded nodes are
 kept in a `NodeCache`, and `commit` puts the nodes it writes there, since the next block's update
-and the RPC's reads start from the newest version. Cached nodes are content-addressed and can never
-be wrong, so the cache is not kept in step with `prune` or aborted transactions: a stale entry can
-only make a pruned (or aborted) version partly readable until it is evicted. `has_root` asks LMDB.
+and the RPC's reads start from the newest version. `prune` and `discard` evict what they delete,
+so a pruned version reads as `MissingNode` (the RPC's "state discarded"). Nodes are
+content-addressed, so a cached node is never wrong; if the caller aborts a transaction after
+`commit`, its nodes merely stay cached until evicted (`has_root` asks LMDB, not the cache).
 
 The caller owns write transactions (a block's header, body and state are written in one LMDB
 transaction); every method that writes takes that ``txn``. Reads open their own short read
@@ -96,6 +97,10 @@ class NodeCache:
             if len(young) >= self.half:
                 self.old = young
                 self.young = {}
+
+    def discard(self, node_hash: bytes) -> None:
+        self.young.pop(node_hash, None)
+        self.old.pop(node_hash, None)
 
     def put_many(self, nodes: Mapping[bytes, Node]) -> None:
         if self.half and nodes:
@@ -301,7 +306,8 @@ class StateStore:
         if data is None:
             return None
         txn.delete(block_hash, db=self._journal)
-        fields = expect_list(decode(data), 2, "state journal")
+        # A genesis journal lists every genesis node, so it may exceed decode's default limit.
+        fields = expect_list(decode(data, max_len=len(data)), 2, "state journal")
         inserted = expect_bytes(fields[0], what="journal inserted")
         dropped = expect_bytes(fields[1], what="journal dropped")
         return inserted, dropped
@@ -321,13 +327,13 @@ class StateStore:
         """Drop one reference to each node in a concatenation of hashes; delete those at zero."""
         refs_db = self._refs
         nodes_db = self._nodes
+        evict = self.cache.discard
         deleted = 0
-        # Deleted nodes are left in the cache: they are content-addressed, so a cached copy can
-        # never give a wrong answer, and evicting each one costs more than the LMDB delete.
         for start in range(0, len(hashes), HASH_LEN):
             node_hash = hashes[start : start + HASH_LEN]
             if txn.get(node_hash, db=refs_db) is not None:
                 self._add_ref(txn, node_hash, -1)
             elif txn.delete(node_hash, db=nodes_db):
+                evict(node_hash)
                 deleted += 1
         return deleted

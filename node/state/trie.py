@@ -429,6 +429,8 @@ def _build(batch: _Batch, items: list[_Item], depth: int) -> bytes | None:
 
 def _update(batch: _Batch, node_hash: bytes, depth: int, items: list[_Item]) -> bytes | None:
     """Apply path-sorted `items` to the existing subtree `node_hash` at `depth`; new subtree hash."""
+    if len(items) == 1:
+        return _update_one(batch, node_hash, depth, items[0])
     node = batch.load(node_hash)
     if node[0] == LEAF:
         return _update_leaf(batch, node_hash, node, depth, items)
@@ -471,6 +473,46 @@ def _update(batch: _Batch, node_hash: bytes, depth: int, items: list[_Item]) -> 
     return batch.new_internal(new_bitmap, new_hashes)
 
 
+def _update_one(batch: _Batch, node_hash: bytes, depth: int, item: _Item) -> bytes | None:
+    """`_update` for a single change, the case below the top few levels of every batch.
+
+    Same rules as `_update`, without the grouping machinery: it is most of the calls.
+    """
+    node = batch.load(node_hash)
+    if node[0] == LEAF:
+        return _update_leaf(batch, node_hash, node, depth, [item])
+    _, bitmap, old_hashes = node
+    byte = item[0][depth >> 1]
+    bit = 1 << (byte & 0x0F if depth & 1 else byte >> 4)
+    position = (bitmap & (bit - 1)).bit_count()
+    if bitmap & bit:
+        child = old_hashes[position]
+        new_child = _update_one(batch, child, depth + 1, item)
+        if new_child == child:
+            return node_hash
+    elif item[2] is None:
+        return node_hash  # deleting an absent key
+    else:
+        child = None
+        new_child = batch.new_leaf(item[0], item[1], item[2])
+
+    batch.dropped.append(node_hash)
+    hashes = list(old_hashes)
+    if child is None:
+        hashes.insert(position, new_child)  # type: ignore[arg-type]
+        bitmap |= bit
+    elif new_child is None:
+        del hashes[position]
+        bitmap &= ~bit
+        if not hashes:
+            return None
+    else:
+        hashes[position] = new_child
+    if len(hashes) == 1 and batch.is_leaf(hashes[0]):
+        return hashes[0]
+    return batch.new_internal(bitmap, hashes)
+
+
 def _update_leaf(batch: _Batch, leaf: bytes, node: Node, depth: int, items: list[_Item]) -> bytes | None:
     """Apply `items` to a subtree that currently holds the single leaf `node`."""
     key, value = node[1], node[2]
@@ -491,6 +533,8 @@ def _update_leaf(batch: _Batch, leaf: bytes, node: Node, depth: int, items: list
         if not placed and item[0] >= path:
             placed = True
             if item[0] == path:
+                if item[1] != key:
+                    raise ValueError("two keys with the same blake2b-256 hash")
                 # A change to the existing key itself: a no-op if it writes the same value.
                 if item[2] == value:
                     merged.append(existing)

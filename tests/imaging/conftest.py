@@ -15,7 +15,7 @@ def natural_image(seed: int, h: int = 384, w: int = 512) -> np.ndarray:
     f[0, 0] = 1.0
     chans = []
     base = None
-    for c in range(3):
+    for _ in range(3):
         spec = (rng.normal(size=f.shape) + 1j * rng.normal(size=f.shape)) / f**1.1
         spec[0, 0] = 0
         x = np.fft.irfft2(spec, s=(h, w))

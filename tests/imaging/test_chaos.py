@@ -4,7 +4,9 @@ import pytest
 from node.imaging import chaos
 
 
-@pytest.mark.parametrize("key", [bytes(10), bytes(range(10)), b"\xff" * 10, bytes.fromhex("0123456789abcdef0f1e")])
+@pytest.mark.parametrize(
+    "key", [bytes(10), bytes(range(10)), b"\xff" * 10, bytes.fromhex("0123456789abcdef0f1e")]
+)
 def test_fixed_point_map_numba_equals_reference(key):
     x0, y0 = chaos.initial_conditions(key)
     for s0 in (x0, y0):

@@ -12,7 +12,11 @@ def _table(n: int, rows: int) -> list[tuple[int, ...]]:
         a = mpmath.sqrt(mpmath.mpf(1) / n) if u == 0 else mpmath.sqrt(mpmath.mpf(2) / n)
         out.append(
             tuple(
-                int(mpmath.floor(a * mpmath.cos((2 * x + 1) * u * mpmath.pi / (2 * n)) * 2**dct.DCT_SHIFT + 0.5))
+                int(
+                    mpmath.floor(
+                        a * mpmath.cos((2 * x + 1) * u * mpmath.pi / (2 * n)) * 2**dct.DCT_SHIFT + 0.5
+                    )
+                )
                 for x in range(n)
             )
         )
@@ -44,7 +48,9 @@ def test_integer_dct_close_to_float_dct():
     assert np.max(np.abs(got - want)) < 0.5
     x = rng.integers(0, 256, (32, 32))
     d32 = dct.dct_matrix(32)[:8]
-    assert np.allclose(dct.dct_low_32(x) / 2**24, d32 @ x @ d32.T, atol=2.0)  # DC is ~4000: 10-bit table precision
+    assert np.allclose(
+        dct.dct_low_32(x) / 2**24, d32 @ x @ d32.T, atol=2.0
+    )  # DC is ~4000: 10-bit table precision
 
 
 def test_block_idct_inverts():

@@ -5,7 +5,7 @@ from node.imaging import ecc
 
 def test_encode_viterbi_roundtrip_with_noise():
     rng = np.random.default_rng(0)
-    for t in range(40):
+    for _ in range(40):
         key = rng.bytes(10)
         payload = rng.bytes(8)
         code = ecc.encode(ecc.pack(payload, key))

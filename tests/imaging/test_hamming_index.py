@@ -12,7 +12,9 @@ def _near(rng, h: int, k: int) -> int:
 def test_exact_against_linear_scan():
     rng = np.random.default_rng(0)
     n = 30_000
-    hashes = rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, n, dtype=np.uint64)
+    hashes = rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2) + rng.integers(
+        0, 2, n, dtype=np.uint64
+    )
     # plant clusters of near-duplicates so every radius has answers
     for i in range(0, 3000, 3):
         hashes[i + 1] = np.uint64(_near(rng, int(hashes[i]), int(rng.integers(0, 12))))
@@ -23,7 +25,7 @@ def test_exact_against_linear_scan():
     for i in range(20_000, n):  # incremental inserts, some indexed by rebuilds, some in the tail
         idx.add(int(ids[i]), int(hashes[i]))
     assert len(idx) == n
-    for t in range(60):
+    for _ in range(60):
         q = _near(rng, int(hashes[rng.integers(0, 3000)]), int(rng.integers(0, 10)))
         for r in (0, 1, 3, 4, 8, 12, 15, 16, 20):
             got = idx.search(q, r)

@@ -19,7 +19,7 @@ def test_text_logo_roundtrip():
 
 
 def test_grey_logo_keeps_top_planes():
-    logo = (np.arange(256, dtype=np.uint8).reshape(16, 16))
+    logo = np.arange(256, dtype=np.uint8).reshape(16, 16)
     assert logo_planes((16, 16)) == 4
     out = extract_logo(embed_logo(natural_image(9), KEY, logo), KEY, (16, 16))
     assert np.mean(np.abs(out.astype(int) - logo)) < 12

@@ -12,7 +12,8 @@ from tests.imaging.conftest import natural_image
 
 
 @pytest.mark.parametrize(
-    "shape", [(256, 256, 3), (512, 512, 3), (300, 451, 3), (257, 255, 3), (100, 37, 3), (1, 1, 3), (720, 1280, 3)]
+    "shape",
+    [(256, 256, 3), (512, 512, 3), (300, 451, 3), (257, 255, 3), (100, 37, 3), (1, 1, 3), (720, 1280, 3)],
 )
 def test_numba_equals_reference_random(shape):
     a = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
@@ -28,8 +29,17 @@ def test_numba_equals_reference_photo(seed):
 
 
 def test_luma_rule():
-    px = np.array([[[255, 255, 255], [0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]], np.uint8)
-    want = [255, 0, (77 * 255 + 128) >> 8, (150 * 255 + 128) >> 8, (29 * 255 + 128) >> 8, (770 + 3000 + 870 + 128) >> 8]
+    px = np.array(
+        [[[255, 255, 255], [0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]], np.uint8
+    )
+    want = [
+        255,
+        0,
+        (77 * 255 + 128) >> 8,
+        (150 * 255 + 128) >> 8,
+        (29 * 255 + 128) >> 8,
+        (770 + 3000 + 870 + 128) >> 8,
+    ]
     assert luma_ref(px).ravel().tolist() == want
 
 

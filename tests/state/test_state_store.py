@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.codec import blake2b_256
-from node.state.store import JOURNAL_DB, NODES_DB, REFS_DB, StateStore
+from node.state.store import JOURNAL_DB, NODES_DB, REFS_DB, NodeCache, StateStore
 from node.state.trie import EMPTY_ROOT, MissingNode, verify_proof
 
 Model = dict[bytes, bytes]
@@ -216,6 +216,13 @@ def test_pruning_window_over_long_history(env: lmdb.Environment, seed: int, wind
             assert_state(store, roots[index], models[index])
         expected = set().union(*(reachable(store, roots[i]) for i in live))
         assert stored_nodes(env) == expected
+        # Pruned versions are unreadable (not served from the cache either), unless their root
+        # node lives on in a kept version (a one-key state's root is just that key's leaf).
+        for old_root in roots[: live.start]:
+            if old_root not in expected and old_root != EMPTY_ROOT:
+                assert not store.has_root(old_root)
+                with pytest.raises(MissingNode):
+                    store.get(old_root, b"k1")
     contents = db_contents(env)
     assert set(contents[REFS_DB]) <= set(contents[NODES_DB])
     assert len(contents[JOURNAL_DB]) <= window
@@ -234,7 +241,7 @@ def test_prune_returns_deleted_count_and_is_idempotent(env: lmdb.Environment) ->
     assert stored_nodes(env) == reachable(store, root2)
     assert not store.has_root(root) and store.has_root(root2)
     with pytest.raises(MissingNode):
-        StateStore(env, pruning=1).get(root, b"k1")  # the first store may still have it cached
+        store.get(root, b"k1")  # gone from the cache too, not only from LMDB
 
 
 def test_discard_restores_the_node_set_exactly(env: lmdb.Environment) -> None:
@@ -358,3 +365,38 @@ def test_get_node_matches_encoding(env: lmdb.Environment) -> None:
         assert store.get_node(node_hash) == data  # from the decoded cache
         assert cold.get_node(node_hash) == data  # from LMDB
     assert store.get_node(blake2b_256(b"nothing")) is None
+
+
+def test_node_cache_is_bounded_and_keeps_recent_entries() -> None:
+    cache = NodeCache(100)
+    hot = blake2b_256(b"hot")
+    cache.put(hot, (0, b"hot", b"1"))
+    for index in range(1_000):
+        cache.put(blake2b_256(b"%d" % index), (0, b"k", b"v"))
+        assert cache.get(hot) is not None  # used all the time: never evicted
+        assert len(cache) <= 100
+    cache.put_many({blake2b_256(b"batch%d" % i): (0, b"k", b"v") for i in range(500)})
+    assert len(cache) <= 500 + 100
+    cache.discard(hot)
+    assert cache.get(hot) is None
+    empty = NodeCache(0)
+    empty.put(hot, (0, b"hot", b"1"))
+    assert len(empty) == 0 and empty.get(hot) is None
+
+
+def test_unknown_root_raises_missing_node(env: lmdb.Environment) -> None:
+    store = StateStore(env, pruning=None)
+    with pytest.raises(MissingNode):
+        store.get(blake2b_256(b"no such root"), b"k")
+    assert not store.has_root(blake2b_256(b"no such root"))
+    assert store.get(EMPTY_ROOT, b"k") is None
+
+
+def test_journal_larger_than_the_default_decode_limit(env: lmdb.Environment) -> None:
+    """A big genesis journals more than 16 MB of hashes; pruning it must still work."""
+    store = StateStore(env, pruning=2)
+    fake = b"".join(blake2b_256(i.to_bytes(4, "big")) for i in range(530_000))
+    with env.begin(write=True) as txn:
+        txn.put(b"big", msgpack.packb([b"", fake]), db=env.open_db(JOURNAL_DB, txn=txn))
+        assert store.prune(txn, b"big") == 0
+        assert store.prune(txn, b"big") == 0
