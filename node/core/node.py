@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -28,6 +28,10 @@ from node.core.txpool import PoolLimits, PoolRejected, TxPool
 from node.keys import Keypair
 from node.runtime import aura, system
 from node.types import Block, extrinsic_hash
+
+if TYPE_CHECKING:  # networking is imported only by nodes that network (py-libp2p is heavy)
+    from node.core.network_service import NodeNetwork
+    from node.p2p.network import NetworkConfig
 
 log = logging.getLogger("imagechain")
 
@@ -45,6 +49,7 @@ class NodeConfig:
     rpc_port: int | None = 9944
     pool_limits: PoolLimits | None = None
     informant_interval_s: float = INFORMANT_INTERVAL_S
+    network: NetworkConfig | None = None  # None: no networking (a lone dev node, tests)
 
 
 class Node:
@@ -64,7 +69,9 @@ class Node:
         self.role = "authority" if config.authority is not None else "full"
         self.rpc_port: int | None = None
         self.blocks_authored = 0
-        self._started = trio.Event()
+        self.network: NodeNetwork | None = None
+        self.finality: Any = None  # the finality gadget service, when there are several authorities
+        self._nursery: trio.Nursery | None = None
 
     @classmethod
     def dev(cls, base_path: Path, **overrides: Any) -> Node:
@@ -81,23 +88,57 @@ class Node:
 
     # -- what RPC and the network call ----------------------------------------------------------
 
-    def submit_extrinsic(self, encoded: bytes) -> bytes:
+    def submit_extrinsic(self, encoded: bytes, from_network: bool = False) -> bytes:
+        """Admit a transaction to the pool; local ones (RPC) are then gossiped to peers."""
         best = self.chain.best_header()
-        return self.pool.submit(encoded, self.chain.best_state(), best.number)
+        ext_hash = self.pool.submit(encoded, self.chain.best_state(), best.number)
+        if not from_network:
+            self._spawn(self._announce_transaction, encoded)
+        return ext_hash
+
+    def _spawn(self, function: Any, *args: Any) -> None:
+        if self._nursery is not None and self.network is not None:
+            self._nursery.start_soon(function, *args)
+
+    async def _announce_transaction(self, encoded: bytes) -> None:
+        assert self.network is not None
+        await self.network.announce_transaction(encoded)
+
+    async def _announce_block(self, block: Block) -> None:
+        assert self.network is not None
+        await self.network.announce_block(block)
+
+    def on_justification(self, block_hash: bytes, justification: bytes, peer_id: str | None) -> None:
+        """A justification arrived with a synced block: the finality gadget verifies it."""
+        if self.finality is not None:
+            self.finality.on_justification(block_hash, justification, peer_id)
 
     def next_nonce(self, account_id: bytes) -> int:
         state_nonce = system.read_account(self.chain.best_state(), account_id).nonce
         return self.pool.next_nonce(account_id, state_nonce)
 
     def peers(self) -> list[dict[str, Any]]:
-        return []
+        if self.network is None:
+            return []
+        result = []
+        for peer in self.network.network.peers():
+            status = self.network.peer_status.get(peer.peer_id)
+            result.append({
+                "peerId": peer.peer_id,
+                "roles": "FULL",
+                "bestHash": "0x" + status.best_hash.hex() if status else None,
+                "bestNumber": status.best_number if status else None,
+            })
+        return result
 
     def is_syncing(self) -> bool:
-        return False
+        return self.network is not None and self.network.is_major_syncing()
 
     def sync_state(self) -> dict[str, int]:
         best = self.chain.best_header().number
-        return {"startingBlock": 0, "currentBlock": best, "highestBlock": best}
+        highest = max(best, self.network.highest_known()) if self.network is not None else best
+        starting = self.network.progress.starting_block if self.network is not None else 0
+        return {"startingBlock": starting, "currentBlock": best, "highestBlock": highest}
 
     def import_block(self, block: Block) -> ImportedBlock:
         """Import a block from the network (or a test); raises ImportError_ with a reason."""
@@ -155,6 +196,7 @@ class Node:
         self._after_import(change)
         if self.single_authority():
             self.finalize(header.hash)
+        self._spawn(self._announce_block, built.block)
         return built
 
     def _after_import(self, change: HeadChange) -> None:
@@ -197,20 +239,37 @@ class Node:
 
     # -- informant ------------------------------------------------------------------------------
 
-    def status_line(self) -> str:
+    def status_line(self, seconds: float = 0.0, previous_bytes: tuple[int, int] = (0, 0)) -> str:
         best = self.chain.best_header()
         finalized = self.chain.finalized_header()
         ready, future = self.pool.counts()
+        peers = len(self.network.network.peers()) if self.network is not None else 0
+        if self.network is not None and self.network.is_major_syncing():
+            progress = self.network.progress
+            state = f"⚙️  Syncing {progress.last_rate:.1f} bps, target=#{progress.target}"
+        else:
+            state = "💤 Idle"
+        down, up = self.bandwidth()
+        rate_down = (down - previous_bytes[0]) / seconds if seconds else 0.0
+        rate_up = (up - previous_bytes[1]) / seconds if seconds else 0.0
         return (
-            f"💤 Idle ({len(self.peers())} peers), best: #{best.number} ({_short(best.hash)}), "
+            f"{state} ({peers} peers), best: #{best.number} ({_short(best.hash)}), "
             f"finalized #{finalized.number} ({_short(finalized.hash)}), "
-            f"txpool: ready {ready} future {future}, ⬇ 0 ⬆ 0"
+            f"txpool: ready {ready} future {future}, ⬇ {_rate(rate_down)} ⬆ {_rate(rate_up)}"
         )
 
+    def bandwidth(self) -> tuple[int, int]:
+        if self.network is None:
+            return 0, 0
+        return self.network.network.bytes_in, self.network.network.bytes_out
+
     async def run_informant(self) -> None:
+        interval = self.config.informant_interval_s
+        previous = self.bandwidth()
         while True:
-            await trio.sleep(self.config.informant_interval_s)
-            log.info(self.status_line())
+            await trio.sleep(interval)
+            log.info(self.status_line(interval, previous))
+            previous = self.bandwidth()
 
     # -- services -------------------------------------------------------------------------------
 
@@ -220,6 +279,12 @@ class Node:
         log.info("🔨 Chain: %s, genesis %s", self.spec.name, _short(self.genesis_hash))
         log.info("📦 Best block: #%d (%s), database %s", best.number, _short(best.hash), self.db.path)
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if self.config.network is not None:
+                from node.core.network_service import NodeNetwork
+
+                self.network = NodeNetwork(self, self.config.network)
+                await nursery.start(self.network.run)
             if self.config.rpc_port is not None:
                 from node.rpc.server import serve_rpc
 
@@ -229,6 +294,12 @@ class Node:
                 nursery.start_soon(self.run_authoring)
             nursery.start_soon(self.run_informant)
             task_status.started(self)
+
+
+def _rate(bytes_per_second: float) -> str:
+    if bytes_per_second >= 1024 * 1024:
+        return f"{bytes_per_second / 1024 / 1024:.1f}MiB/s"
+    return f"{bytes_per_second / 1024:.1f}kiB/s"
 
 
 def _short(block_hash: bytes) -> str:

@@ -100,6 +100,9 @@ class ParamType:
     schema: dict[str, Any]
 
 
+_MISSING: Any = object()  # a parameter the call did not give (JSON has no "undefined")
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -152,9 +155,6 @@ class Method:
         return args
 
 
-_MISSING: Any = object()
-
-
 def _param_type_of(hint: Any, name: str, method: str) -> tuple[ParamType, bool]:
     """The `ParamType` inside `Annotated[T, ParamType]` (or `... | None`), and whether None is allowed."""
     nullable = False
@@ -198,11 +198,8 @@ class MethodTable:
                     raise TypeError(
                         f"{name}: optional parameter {parameter.name!r} must be typed `... | None`"
                     )
-                params.append(
-                    Param(
-                        parameter.name, param_type, not optional, None if not optional else parameter.default
-                    )
-                )
+                default = parameter.default if optional else None
+                params.append(Param(parameter.name, param_type, required=not optional, default=default))
             summary = (inspect.getdoc(handler) or name).split("\n\n")[0].replace("\n", " ")
             self._methods[name] = Method(name, handler, tuple(params), summary, result or {}, websocket_only)
             return handler

@@ -95,10 +95,6 @@ class WebSocketSession:
         self._subscriptions: dict[str, _Subscription] = {}
         self._pending: list[_Subscription] = []
 
-    @property
-    def subscription_count(self) -> int:
-        return len(self._subscriptions)
-
     async def send(self, text: str) -> None:
         """Send one message; if the socket is gone, end the whole session instead of raising."""
         try:
@@ -112,7 +108,7 @@ class WebSocketSession:
         try:
             async with self._send_lock:
                 await self._websocket.close(code)
-        except Exception:
+        except Exception:  # already closed from the other side: nothing left to tell it
             pass
         self._nursery.cancel_scope.cancel()
 

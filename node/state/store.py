@@ -19,8 +19,9 @@ A -> B -> A) is simply inserted again while its first copy is still counted, so 
 pruning of the block that first dropped it.
 
 Caching. Reads dominate, and decoding a node costs more than finding it, so decoded nodes are
-kept in a `NodeCache`, and `commit` puts the nodes it writes there, since the next block's update
-and the RPC's reads start from the newest version. `prune` and `discard` evict what they delete,
+kept in a `NodeCache`. `commit` puts the nodes it writes there and evicts the ones the block
+replaced, since the next block's update and most reads start from the newest version; so a cache
+larger than the live state ends up holding all of it. `prune` and `discard` evict what they delete,
 so a pruned version reads as `MissingNode` (the RPC's "state discarded"). Nodes are
 content-addressed, so a cached node is never wrong; if the caller aborts a transaction after
 `commit`, its nodes merely stay cached until evicted (`has_root` asks LMDB, not the cache).
@@ -64,18 +65,18 @@ JOURNAL_DB = b"trie_journal"
 class NodeCache:
     """A bounded, approximately least-recently-used map of node hash -> decoded node.
 
-    Two generations of plain dicts: new and recently used entries go to `young`; when `young`
-    holds half the capacity it becomes `old` and the previous `old` is dropped whole. A hit in
-    `old` moves the entry back to `young`. So anything used within the last half-capacity
-    insertions survives, which is what an LRU promises, at plain-dict cost: a block commit adds
-    thousands of nodes, and `collections.OrderedDict` made that (and eviction) several times
-    slower than the LMDB writes themselves. Holds at most about `capacity` entries.
+    Two generations of plain dicts: new and used entries live in `young`; when the cache is over
+    capacity, `old` (everything not used since the previous rotation) is dropped whole and
+    `young` becomes `old`. A hit in `old` moves the entry back to `young`. That is a one-bit
+    CLOCK: what was used recently survives, at plain-dict cost. `collections.OrderedDict` made
+    caching a block's thousands of new nodes, and evicting the ones it replaced, cost more than
+    the LMDB writes themselves. Holds at most `capacity` entries (momentarily one more).
     """
 
-    __slots__ = ("half", "young", "old")
+    __slots__ = ("capacity", "young", "old")
 
     def __init__(self, capacity: int) -> None:
-        self.half = max(capacity // 2, 1) if capacity > 0 else 0
+        self.capacity = max(capacity, 0)
         self.young: dict[bytes, Node] = {}
         self.old: dict[bytes, Node] = {}
 
@@ -85,30 +86,38 @@ class NodeCache:
     def get(self, node_hash: bytes) -> Node | None:
         node = self.young.get(node_hash)
         if node is None:
-            node = self.old.get(node_hash)
+            node = self.old.pop(node_hash, None)
             if node is not None:
-                self.put(node_hash, node)
+                self.young[node_hash] = node
         return node
 
     def put(self, node_hash: bytes, node: Node) -> None:
-        if self.half:
-            young = self.young
-            young[node_hash] = node
-            if len(young) >= self.half:
-                self.old = young
-                self.young = {}
+        if self.capacity:
+            if len(self.young) + len(self.old) >= self.capacity:
+                self._rotate()
+            self.young[node_hash] = node
+
+    def put_many(self, nodes: Mapping[bytes, Node]) -> None:
+        """Add a batch (a block's new nodes); a batch bigger than the whole cache is skipped."""
+        if 0 < len(nodes) <= self.capacity:
+            if len(self.young) + len(self.old) + len(nodes) > self.capacity:
+                self._rotate()
+            self.young.update(nodes)
 
     def discard(self, node_hash: bytes) -> None:
         self.young.pop(node_hash, None)
         self.old.pop(node_hash, None)
 
-    def put_many(self, nodes: Mapping[bytes, Node]) -> None:
-        if self.half and nodes:
-            young = self.young
-            young.update(nodes)
-            if len(young) >= self.half:
-                self.old = young if len(young) <= self.half * 2 else {}
-                self.young = {}
+    def discard_many(self, node_hashes: Iterable[bytes]) -> None:
+        young_pop = self.young.pop
+        old_pop = self.old.pop
+        for node_hash in node_hashes:
+            young_pop(node_hash, None)
+            old_pop(node_hash, None)
+
+    def _rotate(self) -> None:
+        self.old = self.young
+        self.young = {}
 
 
 class _Reader:
@@ -130,8 +139,9 @@ class _Reader:
         node = cache.young.get(node_hash)
         if node is not None:
             return node
-        node = cache.get(node_hash)
+        node = cache.old.pop(node_hash, None)
         if node is not None:
+            cache.young[node_hash] = node
             return node
         data = self.raw(node_hash)
         if data is None:
@@ -272,6 +282,9 @@ class StateStore:
                     self._add_ref(txn, node_hash, +1)
             journal = [b"".join(update.inserted), b"".join(update.dropped)]
             txn.put(block_hash, encode(journal), db=self._journal)
+        # The next block and most reads start from this version: cache its new nodes, and make
+        # room by forgetting the ones it replaced (still in LMDB while the window keeps them).
+        self.cache.discard_many(update.dropped)
         self.cache.put_many(update.decoded)
 
     def prune(self, txn: lmdb.Transaction, block_hash: bytes) -> int:

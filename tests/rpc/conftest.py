@@ -1,7 +1,7 @@
 """Fixtures for the RPC tests: a real dev node, served on 127.0.0.1 port 0 inside the test's trio run.
 
 The node runs without its slot timer; tests author blocks when they want them
-(`rpc_helpers.author`), so every test is deterministic and none waits for a 2-second slot.
+(`tests.rpc.helpers.author`), so every test is deterministic and none waits for a 2-second slot.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from rpc_helpers import Server, StartServer
 
 from node.core.node import Node
 from node.rpc.server import RpcLimits, serve_rpc
+from tests.rpc.helpers import Server, StartServer, author
 
 
 @pytest.fixture
@@ -48,3 +48,16 @@ async def server(start_server: StartServer) -> Server:
 async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def auto_author(server: Server, nursery: trio.Nursery) -> None:
+    """Author a block soon after anything enters the pool (instant seal, for tests that wait)."""
+
+    async def loop() -> None:
+        while True:
+            await trio.sleep(0.02)
+            if server.node.pool.pending():
+                author(server.node)
+
+    nursery.start_soon(loop)

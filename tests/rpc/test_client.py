@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import trio
-from rpc_helpers import ALICE, BOB, CHARLIE, Server, author, transfer_extrinsic
 
 from node.client import NodeUnreachable, NotFound, RpcClient, RpcClientError, RpcError, TxStatus
 from node.codec import blake2b_256
@@ -23,6 +22,7 @@ from node.rpc import errors
 from node.runtime.system import KEY_NUMBER
 from node.state.trie import verify_proof
 from node.types import Extrinsic, extrinsic_hash
+from tests.rpc.helpers import ALICE, BOB, CHARLIE, Server, author, transfer_extrinsic
 
 T = TypeVar("T")
 IMG = 10**18
@@ -35,19 +35,6 @@ async def in_thread(function: Callable[[], T]) -> T:
 def author_from_thread(node: Node) -> Any:
     """Author a block on the trio thread, from a worker thread."""
     return trio.from_thread.run_sync(author, node)
-
-
-@pytest.fixture
-async def auto_author(server: Server, nursery: trio.Nursery) -> None:
-    """Author a block soon after anything enters the pool (a dev node's instant seal, for tests)."""
-
-    async def loop() -> None:
-        while True:
-            await trio.sleep(0.02)
-            if server.node.pool.pending():
-                author(server.node)
-
-    nursery.start_soon(loop)
 
 
 async def test_reads(server: Server) -> None:

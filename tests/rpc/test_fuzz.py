@@ -13,10 +13,10 @@ import httpx
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rpc_helpers import Server
 
 from node.rpc.errors import INTERNAL_ERROR
 from node.rpc.methods import TABLE
+from tests.rpc.helpers import Server
 
 SETTINGS = settings(
     max_examples=150,

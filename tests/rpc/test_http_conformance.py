@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from rpc_helpers import StartServer, error, rpc
 
 from node.rpc import errors, methods
 from node.rpc.server import RpcLimits
+from tests.rpc.helpers import StartServer, error, rpc
 
 JSON_HEADERS = {"content-type": "application/json"}
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import trio
-from rpc_helpers import ALICE, BOB, CHARLIE, Server, author, error, result, transfer_extrinsic
 
 from node.codec import blake2b_256
 from node.core.node import Node
@@ -18,6 +17,7 @@ from node.runtime.executive import timestamp_inherent
 from node.runtime.system import KEY_NUMBER, Account, account_key
 from node.state.trie import verify_proof
 from node.types import Mortality
+from tests.rpc.helpers import ALICE, BOB, CHARLIE, Server, author, error, result, transfer_extrinsic
 
 
 async def test_system_methods(http: httpx.AsyncClient, server: Server) -> None:
@@ -191,20 +191,25 @@ async def test_pool_rejections_map_to_author_errors(http: httpx.AsyncClient, ser
     assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "BadOrigin"
 
 
-async def test_state_of_pruned_blocks_is_an_error(tmp_path: Path, nursery: trio.Nursery) -> None:
+async def test_state_of_pruned_blocks_is_an_error(tmp_path: Path) -> None:
     node = Node.dev(tmp_path, rpc_port=None, pruning=2)
     try:
-        port = await nursery.start(serve_rpc, node, "127.0.0.1", 0)
-        for _ in range(5):
-            author(node)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            genesis = to_hex(node.genesis_hash)
-            err = await error(http, "state_getStorage", [to_hex(KEY_NUMBER), genesis])
-            assert err == {"code": 4003, "message": f"State already discarded for {genesis}", "data": genesis}
-            err = await error(http, "state_getReadProof", [[to_hex(KEY_NUMBER)], genesis])
-            assert err["code"] == errors.STATE_CLIENT_ERROR
-            assert await result(http, "state_getStorage", [to_hex(KEY_NUMBER)]) == "0x00000005"
-            assert (await result(http, "chain_getHeader", [genesis]))["number"] == "0x0"  # headers stay
-        nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_rpc, node, "127.0.0.1", 0)
+            for _ in range(5):
+                author(node)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                genesis = to_hex(node.genesis_hash)
+                err = await error(http, "state_getStorage", [to_hex(KEY_NUMBER), genesis])
+                assert err == {
+                    "code": 4003,
+                    "message": f"State already discarded for {genesis}",
+                    "data": genesis,
+                }
+                err = await error(http, "state_getReadProof", [[to_hex(KEY_NUMBER)], genesis])
+                assert err["code"] == errors.STATE_CLIENT_ERROR
+                assert await result(http, "state_getStorage", [to_hex(KEY_NUMBER)]) == "0x00000005"
+                assert (await result(http, "chain_getHeader", [genesis]))["number"] == "0x0"  # headers stay
+            nursery.cancel_scope.cancel()
     finally:
         node.close()

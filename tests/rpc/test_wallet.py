@@ -5,32 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import nacl.pwhash.argon2id as argon2id
-import pytest
 import trio
 from click.testing import CliRunner, Result
-from rpc_helpers import ALICE, BOB, Server, author
 
 from node.commands.wallet import account_group, chain_group, tx_group
 from node.keys import encode_address
 from node.keystore import save_keystore
 from node.units import format_img
+from tests.rpc.helpers import ALICE, BOB, Server, author
 
 
 async def invoke(group: object, *args: str, env: dict[str, str] | None = None) -> Result:
     """Run a command in a worker thread (it makes blocking RPC calls to the server in this trio run)."""
     runner = CliRunner()
     return await trio.to_thread.run_sync(lambda: runner.invoke(group, list(args), env=env))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def auto_author(server: Server, nursery: trio.Nursery) -> None:
-    async def loop() -> None:
-        while True:
-            await trio.sleep(0.02)
-            if server.node.pool.pending():
-                author(server.node)
-
-    nursery.start_soon(loop)
 
 
 async def test_transfer_prints_hash_and_block(server: Server, auto_author: None) -> None:

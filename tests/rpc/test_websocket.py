@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 import trio
-from rpc_helpers import Server, StartServer, author, transfer_extrinsic
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
 from node.rpc import errors
 from node.rpc.encoding import header_from_json, to_hex
 from node.rpc.server import RpcLimits
+from tests.rpc.helpers import Server, StartServer, author, transfer_extrinsic
 
 TIMEOUT_S = 5
 

@@ -374,9 +374,15 @@ def test_node_cache_is_bounded_and_keeps_recent_entries() -> None:
     for index in range(1_000):
         cache.put(blake2b_256(b"%d" % index), (0, b"k", b"v"))
         assert cache.get(hot) is not None  # used all the time: never evicted
-        assert len(cache) <= 100
+        assert len(cache) <= 101
     cache.put_many({blake2b_256(b"batch%d" % i): (0, b"k", b"v") for i in range(500)})
-    assert len(cache) <= 500 + 100
+    assert len(cache) <= 100  # a batch larger than the whole cache is not kept
+    batch = [blake2b_256(b"batch%d" % i) for i in range(60)]
+    cache.put_many(dict.fromkeys(batch, (0, b"k", b"v")))
+    assert len(cache) <= 101 and all(cache.get(node_hash) for node_hash in batch)
+    before = len(cache)
+    cache.discard_many(batch[:10])
+    assert len(cache) == before - 10 and cache.get(batch[0]) is None
     cache.discard(hot)
     assert cache.get(hot) is None
     empty = NodeCache(0)

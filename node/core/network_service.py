@@ -1,0 +1,281 @@
+"""The node's side of the network: gossip validation, block announcements and the sync loop.
+
+`NodeNetwork` is the `NetworkHandler` the libp2p layer (`node.p2p`) calls. Every gossip
+message is validated here before libp2p forwards it: blocks are imported (a block that fails
+import is rejected and its sender penalised), transactions go through the pool's checks, and
+finality votes go to the finality gadget. The sync loop pulls blocks from peers that are ahead
+(see `node.core.sync`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from node.codec import DecodeError, decode, encode, expect_int, expect_list
+from node.core import sync
+from node.core.importer import AlreadyKnown, ImportError_, NotOnFinalizedChain, UnknownParent
+from node.core.txpool import PoolRejected
+from node.p2p.network import Network, NetworkConfig, RequestFailed, RequestRejected, Verdict
+from node.types import Block, Header
+
+if TYPE_CHECKING:
+    from node.core.node import Node
+
+log = logging.getLogger("imagechain.network")
+
+TOPIC_BLOCKS = "blocks"
+TOPIC_TX = "tx"
+TOPIC_VOTES = "votes"
+
+ANNOUNCE_BLOCK, ANNOUNCE_HEADER = 0, 1
+STATUS_REFRESH_S = 3.0
+
+# Penalties (the p2p layer bans a peer whose score falls below its threshold).
+PENALTY_BAD_BLOCK = 100
+PENALTY_BAD_TX = 20
+PENALTY_BAD_RESPONSE = 50
+PENALTY_WRONG_GENESIS = 1000
+
+# Pool rejections that say nothing bad about the sender (the transaction raced or is late).
+BENIGN_TX_REASONS = frozenset(
+    {"AlreadyImported", "StaleNonce", "FutureNonce", "TooLowPriority", "PoolFull", "AccountLimit", "Expired"}
+)
+
+
+class NodeNetwork:
+    def __init__(self, node: Node, config: NetworkConfig) -> None:
+        self.node = node
+        self.network = Network(config, self)
+        self.network.register_protocol(sync.PROTOCOL)
+        self.peer_status: dict[str, sync.PeerStatus] = {}
+        self.progress = sync.SyncProgress()
+        self._wakeup = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    # -- service --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[NodeNetwork] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.network.run)
+            log.info("🏷  Local node identity is: %s", self.network.peer_id)
+            for address in self.network.listen_addrs:
+                log.info("Listening on %s", address)
+            nursery.start_soon(self._sync_loop)
+            nursery.start_soon(self._status_loop)
+            task_status.started(self)
+
+    def is_major_syncing(self) -> bool:
+        best = self.node.chain.best_header().number
+        return self.highest_known() > best + 2
+
+    def highest_known(self) -> int:
+        return max((s.best_number for s in self.peer_status.values()), default=0)
+
+    # -- announcements ----------------------------------------------------------------------------
+
+    async def announce_block(self, block: Block) -> None:
+        message = encode([ANNOUNCE_BLOCK, block.to_wire()])
+        if len(message) > self.network.config.max_gossip_bytes:
+            message = encode([ANNOUNCE_HEADER, block.header.to_wire()])
+        await self._publish(TOPIC_BLOCKS, message)
+
+    async def announce_transaction(self, encoded: bytes) -> None:
+        await self._publish(TOPIC_TX, encoded)
+
+    async def publish_vote(self, encoded: bytes) -> None:
+        await self._publish(TOPIC_VOTES, encoded)
+
+    async def _publish(self, topic: str, data: bytes) -> None:
+        try:
+            await self.network.publish(topic, data)
+        except Exception as exc:  # noqa: BLE001 - no peers yet, queue full: never fatal
+            log.debug("publish on %s failed: %s", topic, exc)
+
+    # -- NetworkHandler: gossip -------------------------------------------------------------------
+
+    async def on_gossip(self, topic: str, data: bytes, peer_id: str) -> Verdict:
+        if topic == TOPIC_BLOCKS:
+            return await self._on_block_gossip(data, peer_id)
+        if topic == TOPIC_TX:
+            return self._on_tx_gossip(data, peer_id)
+        if topic == TOPIC_VOTES:
+            finality = getattr(self.node, "finality", None)
+            if finality is None:
+                return Verdict.IGNORE
+            verdict: Verdict = finality.on_vote_gossip(data, peer_id)
+            return verdict
+        return Verdict.REJECT
+
+    async def _on_block_gossip(self, data: bytes, peer_id: str) -> Verdict:
+        try:
+            kind, payload = expect_list(decode(data), 2, "block announcement")
+            kind = expect_int(kind, 1, "announcement kind")
+            if kind == ANNOUNCE_HEADER:
+                header = Header.from_wire(payload)
+                self._note_peer_best(peer_id, header)
+                if not self.node.chain.contains(header.hash):
+                    self._wake()
+                return Verdict.IGNORE if self.node.chain.contains(header.hash) else Verdict.ACCEPT
+            block = Block.from_wire(payload)
+        except DecodeError as exc:
+            self.network.report(peer_id, PENALTY_BAD_BLOCK, f"malformed block announcement: {exc}")
+            return Verdict.REJECT
+        self._note_peer_best(peer_id, block.header)
+        verdict = self._import(block, peer_id, source="gossip")
+        return verdict
+
+    def _import(self, block: Block, peer_id: str, source: str) -> Verdict:
+        try:
+            self.node.import_block(block)
+        except (AlreadyKnown, NotOnFinalizedChain):
+            return Verdict.IGNORE
+        except UnknownParent:
+            self._wake()  # the sync loop fetches the missing ancestors
+            return Verdict.IGNORE
+        except ImportError_ as exc:
+            if "in the future" in exc.reason:
+                return Verdict.IGNORE  # clock skew, not misbehaviour
+            self.network.report(peer_id, PENALTY_BAD_BLOCK, f"invalid block #{block.header.number} ({source}): {exc.reason}")
+            return Verdict.REJECT
+        return Verdict.ACCEPT
+
+    def _on_tx_gossip(self, data: bytes, peer_id: str) -> Verdict:
+        try:
+            self.node.submit_extrinsic(data, from_network=True)
+        except PoolRejected as exc:
+            if exc.reason in BENIGN_TX_REASONS:
+                return Verdict.IGNORE
+            self.network.report(peer_id, PENALTY_BAD_TX, f"invalid transaction: {exc}")
+            return Verdict.REJECT
+        return Verdict.ACCEPT
+
+    def _note_peer_best(self, peer_id: str, header: Header) -> None:
+        status = self.peer_status.get(peer_id)
+        if status is not None and header.number > status.best_number:
+            status.best_number, status.best_hash = header.number, header.hash
+
+    # -- NetworkHandler: requests and peers --------------------------------------------------------
+
+    async def on_request(self, protocol: str, data: bytes, peer_id: str) -> bytes:
+        if protocol != sync.PROTOCOL:
+            raise RequestRejected(f"unknown protocol {protocol}")
+        try:
+            return sync.serve_request(self.node, data)
+        except sync.BadRequest as exc:
+            raise RequestRejected(str(exc)) from exc
+
+    def on_peer_connected(self, peer_id: str) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._refresh_status, peer_id)
+
+    def on_peer_disconnected(self, peer_id: str) -> None:
+        self.peer_status.pop(peer_id, None)
+
+    # -- sync -------------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    async def _refresh_status(self, peer_id: str) -> None:
+        try:
+            reply = await self.network.request(peer_id, sync.PROTOCOL, sync.status_request(), timeout=5.0)
+            status = sync.PeerStatus.from_wire(decode(reply))
+        except (RequestFailed, DecodeError) as exc:
+            log.debug("status from %s failed: %s", peer_id, exc)
+            return
+        if status.genesis_hash != self.node.genesis_hash:
+            self.network.report(peer_id, PENALTY_WRONG_GENESIS, "peer is on another chain (genesis differs)")
+            return
+        self.peer_status[peer_id] = status
+        if status.best_number > self.node.chain.best_header().number:
+            self._wake()
+
+    async def _status_loop(self) -> None:
+        while True:
+            await trio.sleep(STATUS_REFRESH_S)
+            for peer in sorted(p.peer_id for p in self.network.peers()):
+                await self._refresh_status(peer)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            with trio.move_on_after(1.0):
+                await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            while await self._sync_step():
+                await trio.sleep(0)
+
+    def _pick_peer(self) -> tuple[str, sync.PeerStatus] | None:
+        best = self.node.chain.best_header()
+        candidates = [
+            (status.best_number, peer, status)
+            for peer, status in self.peer_status.items()
+            if status.best_number > best.number
+            or (status.best_number == best.number and not self.node.chain.contains(status.best_hash))
+        ]
+        if not candidates:
+            return None
+        _, peer, status = max(candidates, key=lambda c: (c[0], c[1]))
+        return peer, status
+
+    async def _sync_step(self) -> bool:
+        """Fetch and import one range from the peer that is furthest ahead; True if progress."""
+        picked = self._pick_peer()
+        if picked is None:
+            return False
+        peer, status = picked
+        chain = self.node.chain
+        best = chain.best_header()
+        start = best.number + 1
+        if status.best_number <= best.number:
+            start = chain.finalized_header().number + 1  # same height, other branch
+        self.progress.target = max(self.progress.target, status.best_number)
+        count = min(sync.MAX_BLOCKS_PER_REQUEST, max(1, status.best_number - start + 1))
+        try:
+            reply = await self.network.request(peer, sync.PROTOCOL, sync.blocks_request(start, count), timeout=30.0)
+            entries = sync.decode_blocks_response(reply)
+        except RequestFailed as exc:
+            log.debug("block request to %s failed: %s", peer, exc)
+            self.peer_status.pop(peer, None)
+            return False
+        except DecodeError as exc:
+            self.network.report(peer, PENALTY_BAD_RESPONSE, f"malformed blocks response: {exc}")
+            self.peer_status.pop(peer, None)
+            return False
+        if not entries:
+            self.peer_status.pop(peer, None)  # it has nothing for us: ask again at the next refresh
+            return False
+        if not chain.contains(entries[0][0].header.parent_hash):
+            if start > chain.finalized_header().number + 1:
+                # The peer's chain forks below our best: fetch from the finalized block instead.
+                status.best_number = max(status.best_number, best.number)
+                start = chain.finalized_header().number + 1
+                reply = await self.network.request(peer, sync.PROTOCOL, sync.blocks_request(start, count), timeout=30.0)
+                entries = sync.decode_blocks_response(reply)
+            if not entries or not chain.contains(entries[0][0].header.parent_hash):
+                self.network.report(peer, PENALTY_BAD_RESPONSE, "blocks response does not connect to our chain")
+                self.peer_status.pop(peer, None)
+                return False
+        imported = 0
+        for block, justification in entries:
+            verdict = self._import(block, peer, source="sync")
+            if verdict is Verdict.REJECT:
+                self.peer_status.pop(peer, None)
+                return imported > 0
+            if verdict is Verdict.ACCEPT:
+                imported += 1
+            if justification is not None:
+                self.node.on_justification(block.hash, justification, peer)
+            await trio.sleep(0)
+        self.progress.record(imported)
+        if imported and self.is_major_syncing():
+            log.info(
+                "⚙️  Syncing %.1f bps, target=#%d, best: #%d",
+                self.progress.last_rate,
+                self.progress.target,
+                chain.best_header().number,
+            )
+        return imported > 0
