@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 import trio
+from click.core import ParameterSource
 
 from node import __version__
 
@@ -66,6 +67,16 @@ def cli() -> None:
 @click.option("--validator", is_flag=True, help="Author blocks with the key given by --key.")
 @click.option("--key", "authority_key", default=None, help="Authority key: dev URI (//Alice), 0x seed or keystore.")
 @click.option("--log", "log_spec", default="info", show_default=True, help="Log level, e.g. info,imagechain=debug.")
+@click.option("--port", type=int, default=30333, show_default=True, help="libp2p TCP port (on 127.0.0.1 unless --listen-addr).")
+@click.option("--listen-addr", "listen_addrs", multiple=True, help="libp2p listen multiaddr (repeatable).")
+@click.option("--bootnodes", multiple=True, help="Bootnode multiaddr ending in /p2p/<peer id> (repeatable).")
+@click.option("--reserved-nodes", multiple=True, help="Peers to stay connected to (repeatable).")
+@click.option("--reserved-only", is_flag=True, help="Connect only to reserved nodes.")
+@click.option("--in-peers", type=int, default=25, show_default=True, help="Maximum inbound peers.")
+@click.option("--out-peers", type=int, default=15, show_default=True, help="Maximum outbound peers.")
+@click.option("--no-network", is_flag=True, help="Run without libp2p (the --dev default).")
+@click.option("--prometheus-port", type=int, default=None, help="Prometheus metrics port (default 9615, off for --dev).")
+@click.option("--test-equivocate", is_flag=True, hidden=True, help="TEST ONLY: sign two blocks per slot.")
 def node_command(
     dev: bool,
     chain_spec: str | None,
@@ -77,6 +88,16 @@ def node_command(
     validator: bool,
     authority_key: str | None,
     log_spec: str,
+    port: int,
+    listen_addrs: tuple[str, ...],
+    bootnodes: tuple[str, ...],
+    reserved_nodes: tuple[str, ...],
+    reserved_only: bool,
+    in_peers: int,
+    out_peers: int,
+    no_network: bool,
+    prometheus_port: int | None,
+    test_equivocate: bool,
 ) -> None:
     """Run a node."""
     from node.chain_spec import ChainSpecError, load_chain_spec
@@ -97,6 +118,26 @@ def node_command(
     authority = None
     if dev or validator:
         authority = load_signer(authority_key or "//Alice", None)
+    network = None
+    # A --dev chain is a lone node unless networking is asked for (bootnodes, a port, listen addrs).
+    port_given = click.get_current_context().get_parameter_source("port") is not ParameterSource.DEFAULT
+    wants_network = not dev or bool(bootnodes or listen_addrs or reserved_nodes) or port_given
+    if wants_network and not no_network:
+        from node.chain_spec import genesis_block
+        from node.p2p.network import NetworkConfig
+
+        network = NetworkConfig(
+            base_path=base_path,
+            genesis_hash=genesis_block(spec).hash,
+            listen_addrs=list(listen_addrs) or [f"/ip4/127.0.0.1/tcp/{port}"],
+            bootnodes=list(bootnodes),
+            reserved_nodes=list(reserved_nodes),
+            reserved_only=reserved_only,
+            max_inbound=in_peers,
+            max_outbound=out_peers,
+        )
+    if prometheus_port is None and not dev:
+        prometheus_port = 9615
     config = NodeConfig(
         base_path=base_path,
         spec=spec,
@@ -105,6 +146,9 @@ def node_command(
         authority=authority,
         rpc_host=rpc_host,
         rpc_port=rpc_port,
+        network=network,
+        prometheus_port=prometheus_port,
+        test_equivocate=test_equivocate,
     )
     node = Node(config)
     try:

@@ -50,6 +50,8 @@ class NodeConfig:
     pool_limits: PoolLimits | None = None
     informant_interval_s: float = INFORMANT_INTERVAL_S
     network: NetworkConfig | None = None  # None: no networking (a lone dev node, tests)
+    prometheus_port: int | None = None
+    test_equivocate: bool = False  # TEST ONLY: author two different blocks per slot
 
 
 class Node:

@@ -135,11 +135,14 @@ def block_from_json(obj: Any) -> Block:
 
 
 def jsonable(value: Any) -> Any:
-    """Make node-side data (bytes in dicts and lists) JSON-ready: bytes become 0x hex."""
+    """Make node-side data JSON-ready: bytes become 0x hex, and any other object (a libp2p peer
+    id, say) its text form, so a new field in the core cannot turn a method into an error."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return to_hex(bytes(value))
     if isinstance(value, dict):
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(item) for item in value]
-    return value
+    return str(value)
