@@ -184,7 +184,11 @@ class MethodTable:
         result: dict[str, Any] | None = None,
         websocket_only: bool = False,
     ) -> Callable[[Callable[..., Awaitable[JSON]]], Callable[..., Awaitable[JSON]]]:
-        """Register `async def f(ctx: CallContext, p1: Annotated[...], ...)` under `name`."""
+        """Register `async def f(ctx: CallContext, p1: Annotated[...], ...)` under `name`.
+
+        The annotations are resolved with `typing.get_type_hints`, so parameter types must be
+        names defined at module level (as in `methods.py`), not inside a function.
+        """
 
         def register(handler: Callable[..., Awaitable[JSON]]) -> Callable[..., Awaitable[JSON]]:
             if name in self._methods:

@@ -22,6 +22,8 @@ from node.rpc.jsonrpc import CallContext, MethodTable, ParamType
 from node.types import Block, Header, aura_pre_digest, aura_seal, merkle_root
 
 HASHES = st.binary(min_size=32, max_size=32)
+# Parameter types must be module-level names: the table resolves annotations with get_type_hints.
+Number = Annotated[int, ParamType(int, {"type": "integer"})]
 
 
 @given(
@@ -95,7 +97,6 @@ def test_jsonable() -> None:
 
 def test_method_table_reads_typed_parameters() -> None:
     table = MethodTable()
-    Number = Annotated[int, ParamType(int, {"type": "integer"})]
 
     @table.method("demo_add")
     async def add(ctx: CallContext, a: Number, b: Number | None = None) -> int:

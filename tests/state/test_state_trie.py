@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -71,8 +73,6 @@ def reference_root(model: Model) -> bytes:
 
 def reachable(nodes: dict[bytes, bytes], root: bytes) -> set[bytes]:
     """Hashes of every node of the version with this root (from the raw encodings)."""
-    import msgpack
-
     found: set[bytes] = set()
     pending = [] if root == EMPTY_ROOT else [root]
     while pending:
@@ -132,7 +132,9 @@ def test_matches_dict_model_and_reference(history: list[Changes]) -> None:
 
 @PROPERTY
 @given(st.dictionaries(keys, values, max_size=40), st.randoms(use_true_random=False), st.data())
-def test_root_independent_of_order_and_batching(final: Model, rng, data) -> None:  # type: ignore[no-untyped-def]
+def test_root_independent_of_order_and_batching(
+    final: Model, rng: random.Random, data: st.DataObject
+) -> None:
     one_batch = MemoryTrie()
     one_batch.apply(dict(final))
 
