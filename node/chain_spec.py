@@ -16,7 +16,7 @@ from typing import Any
 
 from node.codec import encode, u128_to_bytes
 from node.keys import decode_address, dev_keypair
-from node.runtime import aura, balances, sudo, system, vesting
+from node.runtime import aura, balances, offences, sudo, system, vesting
 from node.runtime.executive import SPEC_VERSION
 from node.state.trie import EMPTY_ROOT, trie_update
 from node.types import Block, Header, merkle_root
@@ -148,6 +148,15 @@ def genesis_storage(spec: ChainSpec) -> dict[bytes, bytes]:
             )
             account.frozen += allocation.amount
             storage[vesting.schedule_key(allocation.account)] = encode(vesting.encode_schedule(tranches))
+    bond = parse_img(spec.raw.get("authority_bond", "0"))
+    if bond:
+        storage[offences.KEY_BOND] = u128_to_bytes(bond)
+        for authority in spec.authorities:
+            account = accounts.get(authority)
+            if account is None or account.free - account.frozen < bond:
+                raise ChainSpecError(f"authority {authority.hex()} has no free balance for its bond of {bond}")
+            account.free -= bond
+            account.reserved += bond
     for account_id in sorted(accounts):
         storage[system.account_key(account_id)] = accounts[account_id].encode()
     issuance = sum(a.amount for a in spec.allocations)

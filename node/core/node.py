@@ -26,8 +26,8 @@ from node.core.importer import ImportedBlock, import_block
 from node.core.notifier import Notifier
 from node.core.txpool import PoolLimits, PoolRejected, TxPool
 from node.keys import Keypair
-from node.runtime import aura, system
-from node.types import Block, extrinsic_hash
+from node.runtime import aura, offences, system
+from node.types import Block, Call, DigestItem, DigestKind, Extrinsic, Header, extrinsic_hash
 
 if TYPE_CHECKING:  # networking is imported only by nodes that network (py-libp2p is heavy)
     from node.core.network_service import NodeNetwork
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # networking is imported only by nodes that network (py-libp2
 log = logging.getLogger("imagechain")
 
 INFORMANT_INTERVAL_S = 5.0
+SLOT_MEMORY = 256  # slots of headers kept to spot equivocations
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Node:
         self.rpc_port: int | None = None
         self.blocks_authored = 0
         self.network: NodeNetwork | None = None
+        self._headers_by_slot: dict[int, Header] = {}
         self.finality: Any = None  # the finality gadget service, when there are several authorities
         self._nursery: trio.Nursery | None = None
 
@@ -144,11 +146,33 @@ class Node:
 
     def import_block(self, block: Block) -> ImportedBlock:
         """Import a block from the network (or a test); raises ImportError_ with a reason."""
+        self._check_slot_equivocation(block)
         imported = import_block(self.chain, block)
         self._after_import(imported.change)
         if self.single_authority():
             self.finalize(block.hash)
         return imported
+
+    def _check_slot_equivocation(self, block: Block) -> None:
+        """Remember one sealed header per slot; a second, different one proves equivocation."""
+        header = block.header
+        slot = header.slot
+        if slot is None or header.seal is None:
+            return
+        seen = self._headers_by_slot.get(slot)
+        if seen is None:
+            self._headers_by_slot[slot] = header
+            for old in [s for s in self._headers_by_slot if s < slot - SLOT_MEMORY]:
+                del self._headers_by_slot[old]
+            return
+        if seen.hash == header.hash:
+            return
+        report = Extrinsic(Call("offences", "report_aura_equivocation", (seen.encode(), header.encode()))).encode()
+        try:
+            self.submit_extrinsic(report)
+            log.warning("🚨 Equivocation: two blocks for slot %d (#%d); report submitted", slot, header.number)
+        except PoolRejected as exc:
+            log.debug("equivocation report for slot %d not pooled: %s", slot, exc)
 
     def single_authority(self) -> bool:
         """With one authority there is nothing to agree on: every best block is final."""
@@ -175,8 +199,11 @@ class Node:
     def is_our_slot(self, slot: int) -> bool:
         if self.authority is None:
             return False
-        authorities = aura.read_authorities(self.chain.best_state())
-        return bool(authorities) and aura.author_of_slot(authorities, slot) == self.authority.public.data
+        state = self.chain.best_state()
+        authorities = aura.read_authorities(state)
+        if not authorities or aura.author_of_slot(authorities, slot) != self.authority.public.data:
+            return False
+        return self.authority.public.data not in offences.read_disabled(state)
 
     def author_block(self, slot: int) -> BuiltBlock:
         """Build, seal and store a block for `slot` (which must be ours)."""
@@ -195,11 +222,23 @@ class Node:
             len(built.block.extrinsics),
             built.seconds * 1000,
         )
+        self._headers_by_slot.setdefault(slot, header)
         self._after_import(change)
         if self.single_authority():
             self.finalize(header.hash)
         self._spawn(self._announce_block, built.block)
+        if self.config.test_equivocate:
+            self._spawn(self._announce_block, self._equivocating_twin(built.block))
         return built
+
+    def _equivocating_twin(self, block: Block) -> Block:
+        """TEST ONLY (--test-equivocate): a second valid block for the same slot, told apart by an
+        extra digest item, so that peers see this authority sign two headers in one slot."""
+        assert self.authority is not None
+        unsealed = block.header.without_seal()
+        twin = Header(unsealed.parent_hash, unsealed.number, unsealed.state_root, unsealed.extrinsics_root,
+                      unsealed.digest + (DigestItem(DigestKind.PRE_RUNTIME, b"twin", b"\x01"),))
+        return Block(twin.with_seal(self.authority.sign(twin.seal_payload())), block.extrinsics)
 
     def _after_import(self, change: HeadChange) -> None:
         """Keep the pool and the subscribers in step with a new best chain (reorgs included)."""

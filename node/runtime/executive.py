@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from node.codec import DecodeError
-from node.runtime import aura, balances, sudo, system, timestamp, vesting
+from node.runtime import aura, balances, offences, sudo, system, timestamp, vesting
 from node.runtime.overlay import BaseGet, Overlay
 from node.runtime.support import (
     NONE,
@@ -42,11 +42,13 @@ SPEC_NAME = "imagechain"
 SPEC_VERSION = 1
 
 # The runtime's modules, in dispatch and hook order. A new module is added here and nowhere else.
-MODULES = (system, timestamp, aura, balances, vesting, sudo)
+MODULES = (system, timestamp, aura, balances, vesting, offences, sudo)
 
 CALLS: dict[str, CallSpec] = {spec.full_name: spec for module in MODULES for spec in module.CALLS}
 
 INHERENT_CALLS = ("timestamp.set",)
+# Unsigned extrinsics that prove themselves (their `validate_unsigned` check replaces a signature).
+SELF_PROVING_CALLS = offences.UNSIGNED_CALLS
 
 
 class InvalidReason(Enum):
@@ -66,6 +68,7 @@ class InvalidReason(Enum):
     BIRTH_IN_FUTURE = "BirthInFuture"
     EXHAUSTS_RESOURCES = "ExhaustsResources"
     MANDATORY = "BadInherent"
+    BAD_UNSIGNED = "InvalidUnsignedProof"
 
 
 class InvalidTransaction(Exception):
@@ -194,7 +197,10 @@ def validate_transaction(
     params = system.read_params(get)
     extrinsic = decode_extrinsic(encoded, params)
     if not extrinsic.is_signed:
-        raise InvalidTransaction(InvalidReason.BAD_ORIGIN, "unsigned extrinsics are not gossiped to the pool")
+        spec, args = lookup_call(extrinsic.call)
+        offence_id = validate_unsigned(get, spec, args)
+        # Unsigned reports have no account: the pool files each under its own offence id.
+        return ValidTransaction(offence_id, 0, 0, 0, 0, len(encoded), None)
     checked, account = check_signed(
         get, params, genesis_hash, extrinsic, len(encoded), best_number + 1, signature_ok, exact_nonce=False
     )
@@ -216,6 +222,16 @@ def validate_transaction(
 # ---------------------------------------------------------------------------------------------
 
 
+def validate_unsigned(get: BaseGet, spec: CallSpec, args: list[object]) -> bytes:
+    """Check a self-proving unsigned extrinsic; returns what it is unique by (its offence id)."""
+    if spec.full_name not in SELF_PROVING_CALLS:
+        raise InvalidTransaction(InvalidReason.BAD_ORIGIN, f"{spec.full_name} must be signed")
+    try:
+        return offences.validate_report(get, spec.name, args)
+    except offences.InvalidProof as exc:
+        raise InvalidTransaction(InvalidReason.BAD_UNSIGNED, str(exc)) from exc
+
+
 def initialize_block(get: BaseGet, header: Header) -> BlockContext:
     params = system.read_params(get)
     slot = header.slot
@@ -224,12 +240,15 @@ def initialize_block(get: BaseGet, header: Header) -> BlockContext:
     authorities = aura.read_authorities(get)
     if not authorities:
         raise InvalidBlock("no authorities in state")
+    author = aura.author_of_slot(authorities, slot)
+    if author in offences.read_disabled(get):
+        raise InvalidBlock(f"author {author.hex()} is disabled for equivocation")
     ctx = BlockContext(
         state=Overlay(get),
         number=header.number,
         parent_hash=header.parent_hash,
         slot=slot,
-        author=aura.author_of_slot(authorities, slot),
+        author=author,
         params=params,
     )
     ctx.dispatch = lambda call, origin: _dispatch_nested(ctx, call, origin)
@@ -284,8 +303,13 @@ def apply_extrinsic(
 
     if not extrinsic.is_signed:
         spec, args = lookup_call(extrinsic.call)
-        if spec.full_name not in INHERENT_CALLS or index != 0:
-            raise InvalidTransaction(InvalidReason.MANDATORY, f"unsigned {spec.full_name} at index {index}")
+        if spec.full_name in INHERENT_CALLS:
+            if index != 0:
+                raise InvalidTransaction(InvalidReason.MANDATORY, f"inherent {spec.full_name} at index {index}")
+        elif index == 0:
+            raise InvalidTransaction(InvalidReason.MANDATORY, "the first extrinsic must be timestamp.set")
+        else:
+            validate_unsigned(ctx.state.get, spec, args)
         checked = CheckedExtrinsic(extrinsic, spec, args, length, None, 0)
         origin = NONE
     else:

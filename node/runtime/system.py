@@ -165,7 +165,7 @@ def on_initialize(ctx: BlockContext) -> None:
     ctx.state.set(KEY_PARENT_HASH, ctx.parent_hash)
     if ctx.number > 0:
         ctx.state.set(block_hash_key(ctx.number - 1), ctx.parent_hash)
-    if ctx.number > BLOCK_HASH_HISTORY:
+    if ctx.number - 1 - BLOCK_HASH_HISTORY > 0:  # the genesis hash (block 0) is kept for ever
         ctx.state.delete(block_hash_key(ctx.number - 1 - BLOCK_HASH_HISTORY))
 
 

@@ -1,0 +1,194 @@
+"""Prometheus metrics: what an operator graphs to see that a node keeps up (`--prometheus-port`).
+
+The names follow Substrate's where there is one (`substrate_block_height{status}` becomes
+`imagechain_block_height{status}`), so dashboards and alerts written for Substrate nodes carry over
+with a prefix change.
+
+Most values are *read at scrape time* by a custom collector instead of being pushed as the node
+runs: heights, peers, pool size and gossip counters already live in the node's own objects, and
+reading them when Prometheus asks costs nothing between scrapes and cannot drift from the truth.
+Only block import time is pushed (`observe_import`), because a duration exists only at the moment
+it is measured.
+
+Each `NodeMetrics` owns its own `CollectorRegistry` rather than using prometheus_client's global
+one: tests and benchmarks run several nodes in one process, and the global registry refuses a
+second metric of the same name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+__all__ = ["DEFAULT_PORT", "IMPORT_BUCKETS", "NodeMetrics", "build_app", "gossip_counts", "serve_metrics"]
+
+log = logging.getLogger("imagechain.metrics")
+
+DEFAULT_PORT = 9615  # Substrate's
+# An empty block imports in a few milliseconds, a full one in up to a slot: log-spaced from 1 ms.
+IMPORT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+GOSSIP_DIRECTIONS = ("in", "out", "rejected")
+
+
+class NodeMetrics:
+    """The metrics of one node: a registry with the scrape-time collector and the import histogram."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_NodeCollector(node))
+        self.block_import_seconds = Histogram(
+            "imagechain_block_import_seconds",
+            "Time to verify and import a block received from the network",
+            buckets=IMPORT_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_import(self, seconds: float) -> None:
+        """Record one block import (called by the node around `import_block`)."""
+        self.block_import_seconds.observe(seconds)
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition text and its content type (OpenMetrics if the scraper asks for it)."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+
+class _Families(NamedTuple):
+    height: GaugeMetricFamily
+    peers: GaugeMetricFamily
+    ready: GaugeMetricFamily
+    syncing: GaugeMetricFamily
+    gossip: CounterMetricFamily
+
+    @classmethod
+    def empty(cls) -> _Families:
+        return cls(
+            GaugeMetricFamily(
+                "imagechain_block_height",
+                "Block height of the best and the finalized block",
+                labels=["status"],
+            ),
+            GaugeMetricFamily("imagechain_sync_peers", "Number of connected peers"),
+            GaugeMetricFamily("imagechain_ready_transactions_number", "Transactions ready for inclusion"),
+            GaugeMetricFamily("imagechain_is_major_syncing", "1 while the node is far behind its peers"),
+            CounterMetricFamily(
+                "imagechain_gossip_messages",
+                "Gossip messages received (in), published (out) and rejected as invalid, per topic",
+                labels=["topic", "direction"],
+            ),
+        )
+
+
+class _NodeCollector:
+    """Reads the node's live state on each scrape (see the module docstring for why)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    def describe(self) -> list[Metric]:
+        """Fixed metric names, so the registry can check for clashes without reading the node."""
+        return list(_Families.empty())
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.node
+        families = _Families.empty()
+        families.height.add_metric(["best"], node.chain.best_header().number)
+        families.height.add_metric(["finalized"], node.chain.finalized_header().number)
+        families.peers.add_metric([], len(node.peers()))
+        families.ready.add_metric([], node.pool.counts()[0])
+        families.syncing.add_metric([], 1 if node.is_syncing() else 0)
+        for (topic, direction), count in sorted(gossip_counts(_p2p_network(node)).items()):
+            families.gossip.add_metric([topic, direction], count)
+        yield from families
+
+
+def _p2p_network(node: Any) -> Any:
+    """The libp2p `Network` under the node's `NodeNetwork`, or None for a node without networking."""
+    return getattr(getattr(node, "network", None), "network", None)
+
+
+def gossip_counts(network: Any) -> dict[tuple[str, str], int]:
+    """Gossip counters of a p2p `Network` as {(topic, direction): count}; empty without a network.
+
+    The p2p layer keeps the counters; this only reads them, tolerating their absence (a node
+    without networking, or a p2p build that does not count), so a scrape never fails on them.
+    """
+    raw = getattr(network, "gossip_counters", None) if network is not None else None
+    if not isinstance(raw, Mapping):
+        return {}
+    counts: dict[tuple[str, str], int] = {}
+    for key, value in raw.items():
+        if isinstance(key, tuple) and len(key) == 2:
+            counts[(str(key[0]), str(key[1]))] = int(value)
+        elif isinstance(value, Mapping):  # {topic: {direction: count}}
+            for direction, count in value.items():
+                counts[(str(key), str(direction))] = int(count)
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving
+# ---------------------------------------------------------------------------------------------
+
+
+def build_app(metrics: NodeMetrics) -> Starlette:
+    """`GET /metrics` and nothing else (separate from `serve_metrics` so tests can mount it)."""
+
+    async def scrape(request: Request) -> Response:
+        # Rendered on the event loop thread on purpose: the collector reads the chain, the pool and
+        # the network, none of which is safe to touch from another thread; a render takes < 1 ms.
+        body, content_type = metrics.render(request.headers.get("accept", ""))
+        return Response(body, headers={"content-type": content_type})
+
+    return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])
+
+
+class _WithoutBanner(logging.Filter):
+    """Drop hypercorn's "Running on ... (CTRL + C to quit)": the node logs its own line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on")
+
+
+def _http_log() -> logging.Logger:
+    logger = logging.getLogger("imagechain.metrics.http")
+    if not any(isinstance(existing, _WithoutBanner) for existing in logger.filters):
+        logger.addFilter(_WithoutBanner())
+    return logger
+
+
+async def serve_metrics(
+    metrics: NodeMetrics,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `/metrics` until cancelled, as one more task in the node's nursery.
+
+    Reports the bound port through `task_status` (the point of port 0 in tests and devnets).
+    """
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = _http_log()
+    config.include_server_header = False
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(serve, build_app(metrics), config)
+        bound_port = urlsplit(binds[0]).port
+        assert bound_port is not None
+        task_status.started(bound_port)
