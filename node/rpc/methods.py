@@ -221,6 +221,20 @@ async def system_peers(ctx: CallContext) -> JSON:
     return jsonable(ctx.node.peers())
 
 
+@TABLE.method("system_localPeerId", result={"type": "string"})
+async def system_localPeerId(ctx: CallContext) -> str:
+    """This node's libp2p peer id (empty when the node runs without networking)."""
+    network = getattr(ctx.node, "network", None)
+    return network.network.peer_id if network is not None else ""
+
+
+@TABLE.method("system_localListenAddresses", result={"type": "array"})
+async def system_localListenAddresses(ctx: CallContext) -> JSON:
+    """The multiaddrs (ending in /p2p/<peer id>) other nodes can use as bootnodes."""
+    network = getattr(ctx.node, "network", None)
+    return list(network.network.listen_addrs) if network is not None else []
+
+
 @TABLE.method("system_syncState", result={"type": "object"})
 async def system_syncState(ctx: CallContext) -> JSON:
     """Block numbers: where this sync started, where the node is, the highest a peer announced."""

@@ -1,0 +1,351 @@
+"""Construction of the py-libp2p host and pubsub with the settings LIBP2P-NOTES.md found to work.
+
+Everything that bends py-libp2p 0.8.1 to our needs is in this module, each with the reason:
+
+* Noise only (an explicit ``sec_opt``): a default host also accepts plaintext and secio dialers.
+  Our Noise subclass additionally refuses banned/blocked peers right after the handshake (inbound)
+  or before it (outbound), so bans hold in both directions whoever dials, including dials
+  py-libp2p makes on its own (DHT queries).
+* Yamux only; ``max_connections_per_peer=1`` (otherwise every dial waits 250 ms).
+* py-libp2p's auto-connector is disabled: it dials every peer in the peerstore until it has ~150
+  connections, which would ignore our limits, bans and partitions. `Network` tops up itself.
+* Every stream handler is wrapped: an exception escaping any handler (one undecodable pubsub RPC
+  from any peer is enough) otherwise cancels the connection's task group, fails the swarm service
+  and takes the whole node down.
+* Pubsub subclass: penalises undecodable RPCs, bad signatures and over-limit RPC frames, which
+  py-libp2p drops without telling anyone, and guards ``push_msg`` (a malformed key in a message
+  makes it raise inside a background task, which is as fatal as a raising validator).
+* Per-peer outbound RPC queues are enlarged from 32 and their drops counted.
+* The validation cache is off: it would cache a content hash's IGNORE ("parent unknown") as
+  invalid for five minutes.
+* Bytes in/out are counted on the Noise session (plaintext, i.e. what the muxer moves).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import multiaddr
+import trio
+from google.protobuf.message import DecodeError
+from libp2p import new_host
+from libp2p.abc import IHost, INetStream, IRawConnection, ISecureConn
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.auto_connector import AutoConnector
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub, ValidationCache, ValidationResult, get_content_addressed_msg_id
+from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue
+from libp2p.pubsub.validators import signature_validator
+from libp2p.security.exceptions import HandshakeFailure
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.utils.varint import decode_uvarint
+
+from node.p2p.scoring import (
+    PENALTY_BAD_SIGNATURE,
+    PENALTY_HANDLER_ERROR,
+    PENALTY_OVERSIZED,
+    PENALTY_PROTOCOL_VIOLATION,
+)
+
+__all__ = ["ByteMeter", "GuardedPubsub", "build_gossipsub", "build_host", "guard_stream_handlers"]
+
+log = logging.getLogger(__name__)
+
+Penalise = Callable[[str, int, str], None]
+Refuses = Callable[[str], bool]
+
+# GossipSub mesh degree (go-libp2p defaults D=6, Dlo=5, Dhi=12; Dlo=4 keeps small devnets meshed).
+MESH_D, MESH_D_LOW, MESH_D_HIGH = 6, 4, 12
+
+
+class ByteMeter:
+    """Counts plaintext bytes through every Noise session of one host."""
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def attach(self, session: ISecureConn) -> None:
+        """Wrap ``read``/``write`` of one session (instance attributes shadow the methods)."""
+        read, write = session.read, session.write
+
+        async def counted_read(n: int | None = None) -> bytes:
+            data = await read(n)
+            self.bytes_in += len(data)
+            return data
+
+        async def counted_write(data: bytes) -> None:
+            await write(data)
+            self.bytes_out += len(data)
+
+        session.read = counted_read  # type: ignore[method-assign]
+        session.write = counted_write  # type: ignore[method-assign]
+
+
+class _GatedNoise(NoiseTransport):
+    """Noise XX that refuses banned/blocked peers and meters the resulting sessions."""
+
+    def __init__(self, key_pair: KeyPair, *, refuses: Refuses, meter: ByteMeter) -> None:
+        super().__init__(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+        self._refuses = refuses
+        self._meter = meter
+
+    async def secure_inbound(self, conn: IRawConnection) -> ISecureConn:
+        session = await super().secure_inbound(conn)
+        remote = session.get_remote_peer().to_base58()
+        if self._refuses(remote):
+            await session.close()
+            raise HandshakeFailure(f"refusing inbound connection from banned or blocked peer {remote}")
+        self._meter.attach(session)
+        return session
+
+    async def secure_outbound(self, conn: IRawConnection, peer_id: ID) -> ISecureConn:
+        if self._refuses(peer_id.to_base58()):
+            raise HandshakeFailure(f"refusing to connect to banned or blocked peer {peer_id}")
+        session = await super().secure_outbound(conn, peer_id)
+        self._meter.attach(session)
+        return session
+
+
+class _NoAutoConnect(AutoConnector):
+    """py-libp2p's background dialer, switched off (see module docstring)."""
+
+    async def maybe_connect(self) -> None:
+        return None
+
+
+def build_host(
+    key_pair: KeyPair,
+    listen_addrs: list[multiaddr.Multiaddr],
+    *,
+    refuses: Refuses,
+    meter: ByteMeter,
+    max_connections: int,
+    enable_mdns: bool,
+) -> IHost:
+    """A TCP + Noise + Yamux host; identify runs on every connection (BasicHost does that)."""
+    connection_config = ConnectionConfig(
+        max_connections=max_connections,
+        min_connections=0,
+        low_watermark=0,
+        high_watermark=max_connections,
+        max_connections_per_peer=1,
+        dial_timeout=5.0,
+    )
+    host = new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: _GatedNoise(key_pair, refuses=refuses, meter=meter)},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=listen_addrs,
+        connection_config=connection_config,
+        enable_mDNS=enable_mdns,
+    )
+    swarm: Any = host.get_network()
+    swarm.auto_connector = _NoAutoConnect(swarm, auto_connect_interval=connection_config.auto_connect_interval)
+    return host
+
+
+def guard_stream_handlers(host: IHost, penalise: Penalise) -> None:
+    """Make an exception escaping any protocol's stream handler reset the stream, not kill the node."""
+    swarm: Any = host.get_network()
+    inner: Callable[[INetStream], Awaitable[None]] = swarm.common_stream_handler
+
+    async def guarded(stream: INetStream) -> None:
+        try:
+            await inner(stream)
+        except Exception as exc:
+            peer_id = stream.muxed_conn.peer_id.to_base58()
+            protocol = stream.get_protocol()
+            log.warning("%s stream from %s failed: %r", protocol, peer_id, exc)
+            penalise(peer_id, PENALTY_HANDLER_ERROR, f"{protocol} stream handler failed: {exc!r}")
+            with trio.CancelScope(shield=True):
+                try:
+                    await stream.reset()
+                except Exception:
+                    pass
+
+    swarm.set_stream_handler(guarded)
+
+
+def build_gossipsub() -> GossipSub:
+    """GossipSub v1.1 with the settings from LIBP2P-NOTES.md.
+
+    Off, with reasons: spam protection (its 10 msg/s per peer per topic limit also throttles our
+    own publishing); adaptive gossip (under "poor health" it stretches a 1 s heartbeat to 30-60 s);
+    eclipse protection (its IP-diversity grafting misfires when every peer is on 127.0.0.1).
+    """
+    return GossipSub(
+        protocols=[PROTOCOL_ID_V11],
+        degree=MESH_D,
+        degree_low=MESH_D_LOW,
+        degree_high=MESH_D_HIGH,
+        heartbeat_interval=1,
+        heartbeat_initial_delay=0.1,
+        spam_protection_enabled=False,
+        adaptive_gossip_enabled=False,
+        eclipse_protection_enabled=False,
+    )
+
+
+class _NoValidationCache(ValidationCache):
+    def get(self, msg_id: bytes) -> ValidationResult | None:
+        return None
+
+    def put(self, msg_id: bytes, result: ValidationResult) -> None:
+        return None
+
+
+class _TunedQueues(dict[ID, RpcQueue]):
+    """``Pubsub.peer_queues`` replacement: enlarges each new per-peer queue and counts its drops.
+
+    Pubsub creates ``RpcQueue()`` with fixed defaults inside a long method; adjusting the queue as
+    it is stored is the least invasive hook.
+    """
+
+    def __init__(self, max_size: int, on_drop: Callable[[], None]) -> None:
+        super().__init__()
+        self._max_size = max_size
+        self._on_drop = on_drop
+
+    def __setitem__(self, peer_id: ID, queue: RpcQueue) -> None:
+        queue._queue.max_size = self._max_size
+        push = queue.push
+
+        def counted_push(rpc: rpc_pb2.RPC, priority: bool = False) -> bool:
+            ok = push(rpc, priority)
+            if not ok and not queue.closed:
+                self._on_drop()
+            return ok
+
+        queue.push = counted_push  # type: ignore[method-assign]
+        super().__setitem__(peer_id, queue)
+
+
+class _RpcFrameWatcher:
+    """Proxy of an inbound pubsub stream that notices length prefixes above the RPC size limit.
+
+    Pubsub resets such a stream and forgets the peer without any hook; watching the varint
+    prefixes as they are read lets us penalise the sender as well.
+    """
+
+    def __init__(self, stream: INetStream, limit: int, on_oversize: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._on_oversize = on_oversize
+        self._prefix = bytearray()
+        self._body_left = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def read(self, n: int | None = None) -> bytes:
+        data = await self._stream.read(n)
+        self._observe(data)
+        return data
+
+    def _observe(self, data: bytes) -> None:
+        i = 0
+        while i < len(data):
+            if self._body_left:
+                step = min(self._body_left, len(data) - i)
+                self._body_left -= step
+                i += step
+                continue
+            byte = data[i]
+            i += 1
+            self._prefix.append(byte)
+            if byte & 0x80 and len(self._prefix) < 10:
+                continue
+            try:
+                length = decode_uvarint(bytes(self._prefix))
+            except Exception:
+                length = 0
+            self._prefix.clear()
+            if length > self._limit:
+                self._on_oversize(length)
+            self._body_left = length
+
+
+class GuardedPubsub(Pubsub):
+    """Pubsub that reports misbehaving peers and cannot be crashed by their messages."""
+
+    def __init__(
+        self,
+        host: IHost,
+        router: GossipSub,
+        *,
+        penalise: Penalise,
+        outbound_queue_size: int,
+        max_concurrent_validators: int,
+        validation_timeout: float,
+    ) -> None:
+        super().__init__(
+            host,
+            router,
+            strict_signing=True,
+            msg_id_constructor=get_content_addressed_msg_id,
+            max_concurrent_validator_count=max_concurrent_validators,
+            validation_timeout=validation_timeout,
+            max_inbound_rpc_size=DefaultMaxMessageSize,
+        )
+        self._penalise = penalise
+        self.outbound_drops = 0
+        self.peer_queues = _TunedQueues(outbound_queue_size, self._count_drop)
+        self.validation_cache = _NoValidationCache()
+
+    def _count_drop(self) -> None:
+        self.outbound_drops += 1
+
+    async def stream_handler(self, stream: INetStream) -> None:
+        peer = stream.muxed_conn.peer_id
+        peer_b58 = peer.to_base58()
+
+        def oversize(length: int) -> None:
+            self._penalise(peer_b58, PENALTY_OVERSIZED, f"pubsub RPC of {length} bytes over the 1 MiB limit")
+
+        watched: Any = _RpcFrameWatcher(stream, self.max_inbound_rpc_size, oversize)
+        try:
+            await super().stream_handler(watched)
+        except DecodeError as exc:
+            self._penalise(peer_b58, PENALTY_PROTOCOL_VIOLATION, f"undecodable pubsub RPC: {exc}")
+            await self._drop_stream(stream, peer)
+        except Exception as exc:
+            log.warning("pubsub stream from %s failed: %r", peer_b58, exc)
+            await self._drop_stream(stream, peer)
+
+    async def _drop_stream(self, stream: INetStream, peer: ID) -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                await stream.reset()
+            except Exception:
+                pass
+        if self.manager.is_running:
+            self._handle_dead_peer(peer)
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        try:
+            if msg_forwarder != self.my_id and not self._is_msg_seen(msg) and not _signature_ok(msg):
+                self._penalise(msg_forwarder.to_base58(), PENALTY_BAD_SIGNATURE, "gossip with an invalid signature")
+                return
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as exc:
+            log.warning("dropping gossip from %s: %r", msg_forwarder, exc)
+            self._penalise(msg_forwarder.to_base58(), PENALTY_PROTOCOL_VIOLATION, f"malformed gossip: {exc!r}")
+
+
+def _signature_ok(msg: rpc_pb2.Message) -> bool:
+    """StrictSign check that cannot raise (py-libp2p's raises on an undecodable key)."""
+    try:
+        return bool(signature_validator(msg))
+    except Exception:
+        return False
