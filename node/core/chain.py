@@ -312,7 +312,7 @@ class Chain:
         window = self.db.pruning
         if window is None:
             return
-        for number in range(max(1, previous_finalized - window + 1), finalized - window + 1):
+        for number in range(max(0, previous_finalized - window + 1), finalized - window + 1):
             block_hash = txn.get(number.to_bytes(4, "big"), db=self.db.canonical)
             if block_hash is not None:
                 self.db.state.prune(txn, block_hash)

@@ -69,6 +69,7 @@ class GossipCounters:
     accepted / ignored / rejected: handler verdicts (oversize and handler errors count as rejected)
     dropped:    IGNOREd without calling the handler because the topic queue was full
     published:  messages this node published
+    publish_waits: publishes that first waited for a recipient's outbound queue to drain
     delivered:  messages drained from py-libp2p's subscription channel (own publishes included)
     """
 
@@ -79,6 +80,7 @@ class GossipCounters:
     rejected: int = 0
     dropped: int = 0
     published: int = 0
+    publish_waits: int = 0
     delivered: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -182,10 +184,12 @@ class TopicPipeline:
             verdict = await self._on_gossip(self.name, pending.data, pending.peer_id)
             if not isinstance(verdict, Verdict):
                 raise TypeError(f"on_gossip returned {verdict!r}, not a Verdict")
-        except Exception as exc:  # noqa: BLE001 - a raising validator would kill the node
+        except Exception as exc:  # a raising validator would kill the node
             log.exception("on_gossip(%s) from %s raised; treating as REJECT", self.name, pending.peer_id)
             self.counters.rejected += 1
-            self._penalise(pending.peer_id, PENALTY_HANDLER_ERROR, f"{self.name} gossip made the handler fail: {exc!r}")
+            self._penalise(
+                pending.peer_id, PENALTY_HANDLER_ERROR, f"{self.name} gossip made the handler fail: {exc!r}"
+            )
             return Verdict.REJECT
         if verdict is Verdict.ACCEPT:
             self.counters.accepted += 1

@@ -151,7 +151,9 @@ def build_host(
         enable_mDNS=enable_mdns,
     )
     swarm: Any = host.get_network()
-    swarm.auto_connector = _NoAutoConnect(swarm, auto_connect_interval=connection_config.auto_connect_interval)
+    swarm.auto_connector = _NoAutoConnect(
+        swarm, auto_connect_interval=connection_config.auto_connect_interval
+    )
     return host
 
 
@@ -335,12 +337,16 @@ class GuardedPubsub(Pubsub):
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         try:
             if msg_forwarder != self.my_id and not self._is_msg_seen(msg) and not _signature_ok(msg):
-                self._penalise(msg_forwarder.to_base58(), PENALTY_BAD_SIGNATURE, "gossip with an invalid signature")
+                self._penalise(
+                    msg_forwarder.to_base58(), PENALTY_BAD_SIGNATURE, "gossip with an invalid signature"
+                )
                 return
             await super().push_msg(msg_forwarder, msg)
         except Exception as exc:
             log.warning("dropping gossip from %s: %r", msg_forwarder, exc)
-            self._penalise(msg_forwarder.to_base58(), PENALTY_PROTOCOL_VIOLATION, f"malformed gossip: {exc!r}")
+            self._penalise(
+                msg_forwarder.to_base58(), PENALTY_PROTOCOL_VIOLATION, f"malformed gossip: {exc!r}"
+            )
 
 
 def _signature_ok(msg: rpc_pb2.Message) -> bool:

@@ -107,7 +107,9 @@ class PeerScores:
 
     def ban_remaining(self, peer_id: str) -> float:
         """Seconds left on a ban, 0 if none."""
-        return max(0.0, self._banned_until.get(peer_id, 0.0) - self._clock()) if self.is_banned(peer_id) else 0.0
+        return (
+            max(0.0, self._banned_until.get(peer_id, 0.0) - self._clock()) if self.is_banned(peer_id) else 0.0
+        )
 
     def unban(self, peer_id: str) -> None:
         """Lift a ban early and forget the score."""
