@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_rpc.py
+	$(BIN)/python bench/bench_state.py
+	$(BIN)/python bench/bench_imaging.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check node tests bench devnet

@@ -201,7 +201,9 @@ def _wait_for_rpc(
 
 def _bootnode_address(node: NodeEntry, addresses: Any) -> str:
     """The address other nodes should dial: loopback, ending in /p2p/<peer id>."""
-    candidates = [a for a in addresses if isinstance(a, str) and "/p2p/" in a] if isinstance(addresses, list) else []
+    candidates = (
+        [a for a in addresses if isinstance(a, str) and "/p2p/" in a] if isinstance(addresses, list) else []
+    )
     loopback = [a for a in candidates if a.startswith("/ip4/127.0.0.1/")]
     if not candidates:
         raise DevnetError(f"{node.name} reported no dialable listen address (got {addresses!r})")
@@ -217,7 +219,11 @@ def _check_ports_free(devnet: Devnet) -> None:
     """Fail before starting anything if a port is taken (a node would die with a bind error)."""
     seen: dict[int, str] = {}
     for node in devnet.nodes:
-        for kind, port in (("RPC", node.rpc_port), ("p2p", node.p2p_port), ("Prometheus", node.prometheus_port)):
+        for kind, port in (
+            ("RPC", node.rpc_port),
+            ("p2p", node.p2p_port),
+            ("Prometheus", node.prometheus_port),
+        ):
             what = f"{node.name}'s {kind} port {port}"
             if not 0 < port < 65536:
                 raise DevnetError(f"{what} is out of range")
@@ -239,7 +245,9 @@ def _prepare_dir(devnet: Devnet, spec_text: str, reset: bool) -> None:
     running = find_running(dir) if dir.exists() else {}
     if running:
         listed = ", ".join(f"{name} (pid {pid})" for name, pid in running.items())
-        raise DevnetError(f"a devnet is running in {dir}: {listed}; stop it with `devnet down --dir {dir}` first")
+        raise DevnetError(
+            f"a devnet is running in {dir}: {listed}; stop it with `imagechain devnet down --dir {dir}` first"
+        )
     if reset and devnet.manifest_path.exists():
         # Only what the previous devnet's manifest names: DIR may hold other things of the user's.
         for old in Devnet.load(dir).nodes:
@@ -295,10 +303,14 @@ def up(
     try:
         first, rest = devnet.nodes[0], devnet.nodes[1:]
         progress(f"starting {first.name}")
-        processes[first.name] = _launch(devnet, first, _node_arguments(devnet, first, python, [], log_spec, network))
+        processes[first.name] = _launch(
+            devnet, first, _node_arguments(devnet, first, python, [], log_spec, network)
+        )
         bootnodes: list[str] = []
         if network:
-            addresses = _wait_for_rpc(devnet, first, processes[first.name], "system_localListenAddresses", deadline)
+            addresses = _wait_for_rpc(
+                devnet, first, processes[first.name], "system_localListenAddresses", deadline
+            )
             bootnodes = [_bootnode_address(first, addresses)]
             progress(f"{first.name} listens on {bootnodes[0]}")
         for node in rest:
@@ -417,8 +429,8 @@ def down(devnet: Devnet | Path, timeout: float = 15.0) -> dict[str, str]:
     while still_running() and time.monotonic() < deadline:
         time.sleep(POLL_S)
     survivors = still_running()
-    for name, (node, pid) in running.items():
-        _kill_group(pid)  # anything the node left in its group (it has exited: nothing of ours else)
+    for name, (_node, pid) in running.items():
+        _kill_group(pid)  # whatever the node left behind in its process group
         outcome[name] = "killed" if name in stubborn else "stopped"
     for node in devnet.nodes:
         if node.name not in survivors:
@@ -427,4 +439,3 @@ def down(devnet: Devnet | Path, timeout: float = 15.0) -> dict[str, str]:
         listed = ", ".join(f"{name} (pid {pid})" for name, (_node, pid) in survivors.items())
         raise DevnetError(f"could not stop {listed}")
     return outcome
-

@@ -154,7 +154,9 @@ class Devnet:
             manifest = json.loads(path.read_text())
             nodes = tuple(NodeEntry(**entry) for entry in manifest["nodes"])
         except FileNotFoundError as exc:
-            raise ManifestError(f"no devnet in {dir} (no {MANIFEST_FILE}); start one with `devnet up`") from exc
+            raise ManifestError(
+                f"no devnet in {dir} (no {MANIFEST_FILE}); start one with `imagechain devnet up`"
+            ) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError(f"{path} is not a devnet manifest: {exc}") from exc
         return cls(dir, nodes)

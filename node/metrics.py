@@ -40,7 +40,8 @@ log = logging.getLogger("imagechain.metrics")
 DEFAULT_PORT = 9615  # Substrate's
 # An empty block imports in a few milliseconds, a full one in up to a slot: log-spaced from 1 ms.
 IMPORT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-GOSSIP_DIRECTIONS = ("in", "out", "rejected")
+# Label `direction` -> the `node.p2p.gossip.GossipCounters` field it reports.
+GOSSIP_DIRECTIONS = {"in": "received", "out": "published", "rejected": "rejected", "dropped": "dropped"}
 
 
 class NodeMetrics:
@@ -87,7 +88,7 @@ class _Families(NamedTuple):
             GaugeMetricFamily("imagechain_is_major_syncing", "1 while the node is far behind its peers"),
             CounterMetricFamily(
                 "imagechain_gossip_messages",
-                "Gossip messages received (in), published (out) and rejected as invalid, per topic",
+                "Gossip messages received (in), published (out), rejected as invalid, dropped when the queue was full",
                 labels=["topic", "direction"],
             ),
         )
@@ -122,21 +123,22 @@ def _p2p_network(node: Any) -> Any:
 
 
 def gossip_counts(network: Any) -> dict[tuple[str, str], int]:
-    """Gossip counters of a p2p `Network` as {(topic, direction): count}; empty without a network.
+    """The p2p `Network`'s gossip counters as {(topic, direction): count}; empty without a network.
 
-    The p2p layer keeps the counters; this only reads them, tolerating their absence (a node
-    without networking, or a p2p build that does not count), so a scrape never fails on them.
+    `Network.gossip_counters` maps each short topic name to a `GossipCounters`; the directions
+    are its `received` (in), `published` (out), `rejected` (invalid: the sender lost score) and
+    `dropped` (ignored unread because the node's queue for the topic was full: backpressure).
+    Read with defaults, so a node without networking, or counters that change shape, never make
+    a scrape fail.
     """
-    raw = getattr(network, "gossip_counters", None) if network is not None else None
-    if not isinstance(raw, Mapping):
+    per_topic = getattr(network, "gossip_counters", None) if network is not None else None
+    if not isinstance(per_topic, Mapping):
         return {}
     counts: dict[tuple[str, str], int] = {}
-    for key, value in raw.items():
-        if isinstance(key, tuple) and len(key) == 2:
-            counts[(str(key[0]), str(key[1]))] = int(value)
-        elif isinstance(value, Mapping):  # {topic: {direction: count}}
-            for direction, count in value.items():
-                counts[(str(key), str(direction))] = int(count)
+    for topic, counters in per_topic.items():
+        for direction, field in GOSSIP_DIRECTIONS.items():
+            value = counters.get(field, 0) if isinstance(counters, Mapping) else getattr(counters, field, 0)
+            counts[(str(topic), direction)] = int(value)
     return counts
 
 

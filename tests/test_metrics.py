@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from node.core.node import Node
 from node.keys import dev_keypair
 from node.metrics import NodeMetrics, gossip_counts, serve_metrics
+from node.p2p.gossip import GossipCounters
 from tests.chainutil import IMG, signed, transfer_call
 
 SLOT = 10**8
@@ -111,20 +112,22 @@ def test_two_nodes_in_one_process_have_separate_registries(tmp_path: Path) -> No
 
 
 def test_gossip_counters_are_read_from_the_p2p_network(node: Node) -> None:
-    counters = {("blocks", "in"): 5, ("blocks", "out"): 3, ("tx", "rejected"): 1}
-    p2p = SimpleNamespace(gossip_counters=counters, peers=lambda: [])
+    blocks = GossipCounters(received=5, published=3, rejected=1, dropped=2, accepted=4)
+    p2p = SimpleNamespace(gossip_counters={"blocks": blocks, "tx": GossipCounters()}, peers=lambda: [])
     node.network = SimpleNamespace(network=p2p, peer_status={}, is_major_syncing=lambda: False)
     values = samples(NodeMetrics(node).render()[0].decode())
-    gossip = {key: value for key, value in values.items() if key[0] == "imagechain_gossip_messages_total"}
-    assert gossip == {
-        ("imagechain_gossip_messages_total", (("direction", "in"), ("topic", "blocks"))): 5,
-        ("imagechain_gossip_messages_total", (("direction", "out"), ("topic", "blocks"))): 3,
-        ("imagechain_gossip_messages_total", (("direction", "rejected"), ("topic", "tx"))): 1,
-    }
+    gossip = {key[1]: value for key, value in values.items() if key[0] == "imagechain_gossip_messages_total"}
+    assert gossip[(("direction", "in"), ("topic", "blocks"))] == 5
+    assert gossip[(("direction", "out"), ("topic", "blocks"))] == 3
+    assert gossip[(("direction", "rejected"), ("topic", "blocks"))] == 1
+    assert gossip[(("direction", "dropped"), ("topic", "blocks"))] == 2
+    assert gossip[(("direction", "in"), ("topic", "tx"))] == 0
+    assert len(gossip) == 8
 
 
-def test_gossip_counts_tolerate_missing_or_nested_counters() -> None:
+def test_gossip_counts_tolerate_missing_counters() -> None:
     assert gossip_counts(None) == {}
     assert gossip_counts(SimpleNamespace()) == {}
-    nested = SimpleNamespace(gossip_counters={"votes": {"in": 2, "out": 1}})
-    assert gossip_counts(nested) == {("votes", "in"): 2, ("votes", "out"): 1}
+    as_dicts = SimpleNamespace(gossip_counters={"votes": {"received": 2, "published": 1}})
+    assert gossip_counts(as_dicts)[("votes", "in")] == 2
+    assert gossip_counts(as_dicts)[("votes", "rejected")] == 0

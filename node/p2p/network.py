@@ -715,13 +715,14 @@ class Network:
             self._host.get_network().unblock_peer(ID.from_base58(peer_id))
 
     def _peer_addrs(self, peer_id: str) -> list[str]:
-        addrs = {str(a) for a in self._known_addrs.get(peer_id, ())}
+        """Transport addresses of a peer (without the /p2p/ suffix), deduplicated."""
+        addrs = set(self._known_addrs.get(peer_id, ()))
         if self._host is not None:
             try:
-                addrs.update(str(a) for a in self._host.get_peerstore().addrs(ID.from_base58(peer_id)))
+                addrs.update(self._host.get_peerstore().addrs(ID.from_base58(peer_id)))
             except Exception:
                 pass
-        return sorted(addrs)
+        return sorted({str(a).split("/p2p/", 1)[0] for a in addrs})
 
     async def _add_to_dht(self, peer_id: str) -> None:
         if self._dht is None:
