@@ -87,7 +87,10 @@ def _is_node_process(pid: int, base_path: Path) -> bool:
         arguments = (proc / "cmdline").read_bytes().split(b"\0")
     except (OSError, IndexError):
         return False
-    return state not in ("Z", "X") and os.fsencode(str(base_path)) in arguments
+    if state in ("Z", "X"):  # exited between the reap above and now
+        _reap(pid)
+        return False
+    return os.fsencode(str(base_path)) in arguments
 
 
 def node_pid(devnet: Devnet, node: NodeEntry) -> int | None:
@@ -432,6 +435,7 @@ def down(devnet: Devnet | Path, timeout: float = 15.0) -> dict[str, str]:
     for name, (_node, pid) in running.items():
         _kill_group(pid)  # whatever the node left behind in its process group
         outcome[name] = "killed" if name in stubborn else "stopped"
+    outcome = {node.name: outcome[node.name] for node in devnet.nodes}
     for node in devnet.nodes:
         if node.name not in survivors:
             devnet.pid_path(node).unlink(missing_ok=True)

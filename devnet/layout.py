@@ -8,8 +8,7 @@ A devnet directory holds everything needed to inspect or stop it later from anot
     DIR/node<i>/pid       the pid of its process while it runs
     DIR/node<i>/log       its log (appended to across restarts)
 
-Nothing here starts or stops processes (that is `devnet.control`); it only names things, so the
-layout can be read without importing the node.
+Nothing here starts or stops processes (that is `devnet.control`); it only names things.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from node.units import format_img, parse_img
 
 __all__ = [
     "CHAIN_FILE",
@@ -36,6 +37,8 @@ MANIFEST_FILE = "devnet.json"
 DEVNET_ID = "imagechain_devnet"
 DEV_NAMES = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
 LOOPBACK = "127.0.0.1"
+TREASURY = "//Charlie"  # the dev chain's unvested community treasury
+STAKE_BONDS = 10  # a validator's genesis stake, in authority bonds (the rest pays fees)
 
 
 class ManifestError(Exception):
@@ -56,6 +59,11 @@ def devnet_spec(validators: int, slot_ms: int) -> dict[str, Any]:
 
     The chain type is "local" (Substrate's local testnet), not "development": a devnet node
     without peers is unhealthy, and `system_health` says so (`shouldHavePeers`).
+
+    Genesis reserves each authority's bond from its free balance, and most dev accounts cannot pay
+    it (//Dave's to //Ferdie's allocations are vested, //Validator7 has none). So every validator
+    gets a stake of `STAKE_BONDS` bonds, carved out of the community treasury (//Charlie): the
+    total supply stays that of the dev chain.
     """
     raw: dict[str, Any] = json.loads(resources.files("node.specs").joinpath("dev.json").read_text())
     raw["name"] = f"imagechain devnet ({validators} validators)"
@@ -63,6 +71,14 @@ def devnet_spec(validators: int, slot_ms: int) -> dict[str, Any]:
     raw["chain_type"] = "local"
     raw["params"]["slot_ms"] = slot_ms
     raw["authorities"] = validator_keys(validators)
+    stake = parse_img(raw.get("authority_bond", "0")) * STAKE_BONDS
+    if stake:
+        treasury = next(a for a in raw["allocations"] if a["account"] == TREASURY)
+        treasury["amount"] = format_img(parse_img(treasury["amount"]) - stake * validators)
+        raw["allocations"] += [
+            {"name": f"devnet validator stake ({uri})", "account": uri, "amount": format_img(stake)}
+            for uri in raw["authorities"]
+        ]
     return raw
 
 

@@ -174,23 +174,13 @@ async def run_until_signal(node: object) -> None:
 
 def _register_groups() -> None:
     """Subcommand groups that live next to their own code."""
+    from devnet.cli import devnet_group
     from node.commands.key import key_group
+    from node.commands.wallet import account_group, chain_group, tx_group
+    from node.imaging.cli import image_group
 
-    cli.add_command(key_group)
-    try:
-        from node.commands.wallet import account_group, chain_group, tx_group
-    except ImportError:
-        pass
-    else:
-        cli.add_command(tx_group)
-        cli.add_command(account_group)
-        cli.add_command(chain_group)
-    try:
-        from node.imaging.cli import image_group
-    except ImportError:
-        pass
-    else:
-        cli.add_command(image_group)
+    for group in (key_group, tx_group, account_group, chain_group, image_group, devnet_group):
+        cli.add_command(group)
 
 
 def main() -> None:

@@ -35,8 +35,6 @@ from starlette.routing import Route
 
 __all__ = ["DEFAULT_PORT", "IMPORT_BUCKETS", "NodeMetrics", "build_app", "gossip_counts", "serve_metrics"]
 
-log = logging.getLogger("imagechain.metrics")
-
 DEFAULT_PORT = 9615  # Substrate's
 # An empty block imports in a few milliseconds, a full one in up to a slot: log-spaced from 1 ms.
 IMPORT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

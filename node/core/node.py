@@ -31,6 +31,7 @@ from node.types import Block, Call, DigestItem, DigestKind, Extrinsic, Header, e
 
 if TYPE_CHECKING:  # networking is imported only by nodes that network (py-libp2p is heavy)
     from node.core.network_service import NodeNetwork
+    from node.metrics import NodeMetrics
     from node.p2p.network import NetworkConfig
 
 log = logging.getLogger("imagechain")
@@ -74,6 +75,12 @@ class Node:
         self.blocks_authored = 0
         self.network: NodeNetwork | None = None
         self._headers_by_slot: dict[int, Header] = {}
+        self.metrics: NodeMetrics | None = None
+        if config.prometheus_port is not None:
+            from node.metrics import NodeMetrics
+
+            self.metrics = NodeMetrics(self)
+        self.prometheus_port: int | None = None
         self.finality: Any = None  # the finality gadget service, when there are several authorities
         self._nursery: trio.Nursery | None = None
 
@@ -148,6 +155,8 @@ class Node:
         """Import a block from the network (or a test); raises ImportError_ with a reason."""
         self._check_slot_equivocation(block)
         imported = import_block(self.chain, block)
+        if self.metrics is not None:
+            self.metrics.observe_import(imported.seconds)
         self._after_import(imported.change)
         if self.single_authority():
             self.finalize(block.hash)
@@ -331,6 +340,13 @@ class Node:
 
                 self.rpc_port = await nursery.start(serve_rpc, self, self.config.rpc_host, self.config.rpc_port)
                 log.info("Running JSON-RPC server: addr=%s:%d", self.config.rpc_host, self.rpc_port)
+            if self.metrics is not None:
+                from node.metrics import serve_metrics
+
+                self.prometheus_port = await nursery.start(
+                    serve_metrics, self.metrics, "127.0.0.1", self.config.prometheus_port
+                )
+                log.info("〽️ Prometheus exporter started at 127.0.0.1:%d/metrics", self.prometheus_port)
             if self.authority is not None:
                 nursery.start_soon(self.run_authoring)
             nursery.start_soon(self.run_informant)

@@ -205,6 +205,7 @@ def embed_units(
     targets: np.ndarray,
     strength: float = DEFAULT_STRENGTH,
     iterations: int = EMBED_ITERATIONS,
+    initial: np.ndarray | None = None,
 ) -> np.ndarray:
     """Closed-loop informed embedding of one sign (+1/-1, 0 = leave alone) per unit.
 
@@ -212,6 +213,10 @@ def embed_units(
     slot coefficient, measured on the rendition of the actual uint8 output, to at least
     ``strength`` in the direction of its target. (Leaving the costliest units to the code
     instead was measured to fail: a few percent of confident errors overwhelm it.)
+
+    ``initial`` is a 256x256 rendition-domain change applied first (the synchronisation
+    template); the loop then measures and corrects the units on top of it, so whatever the
+    template adds to the payload's coefficients is cancelled like any other host content.
     """
     a = np.asarray(img)
     if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
@@ -228,6 +233,10 @@ def embed_units(
     w_unit = np.bincount(unit, weights=w_slot, minlength=n_units) / counts
     share = w_slot / w_unit[unit]
     total = np.zeros((RENDITION_SIZE, RENDITION_SIZE), dtype=np.float64)
+    if initial is not None:
+        total += initial
+        out = apply_delta(base, total)
+        r = verification_rendition(out)
     for it in range(iterations):
         coeffs = slot_coefficients(r).astype(np.float64) / scale
         d = np.bincount(unit, weights=sign * coeffs, minlength=n_units) / counts

@@ -3,9 +3,12 @@
 Everything that bends py-libp2p 0.8.1 to our needs is in this module, each with the reason:
 
 * Noise only (an explicit ``sec_opt``): a default host also accepts plaintext and secio dialers.
-  Our Noise subclass additionally refuses banned/blocked peers right after the handshake (inbound)
-  or before it (outbound), so bans hold in both directions whoever dials, including dials
-  py-libp2p makes on its own (DHT queries).
+  Our Noise subclass is also the connection gate: it asks `Network` about the remote peer right
+  after the handshake (inbound) or before it (outbound) and fails the upgrade if the peer is
+  banned or blocked, or (inbound) no slot is free. Refusing there, before py-libp2p registers the
+  connection, matters: bans then hold whoever dials, including dials py-libp2p makes on its own
+  (DHT queries), and a refused connection never reaches pubsub, which would otherwise react to
+  the short-lived connection by dialing the peer straight back.
 * Yamux only; ``max_connections_per_peer=1`` (otherwise every dial waits 250 ms).
 * py-libp2p's auto-connector is disabled: it dials every peer in the peerstore until it has ~150
   connections, which would ignore our limits, bans and partitions. `Network` tops up itself.
@@ -36,7 +39,7 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.auto_connector import AutoConnector
-from libp2p.network.config import ConnectionConfig
+from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
@@ -62,7 +65,8 @@ __all__ = ["ByteMeter", "GuardedPubsub", "build_gossipsub", "build_host", "guard
 log = logging.getLogger(__name__)
 
 Penalise = Callable[[str, int, str], None]
-Refuses = Callable[[str], bool]
+# (peer id, "inbound" | "outbound") -> reason to refuse the connection, or None to accept it
+Gate = Callable[[str, str], str | None]
 
 # GossipSub mesh degree (go-libp2p defaults D=6, Dlo=5, Dhi=12; Dlo=4 keeps small devnets meshed).
 MESH_D, MESH_D_LOW, MESH_D_HIGH = 6, 4, 12
@@ -93,25 +97,27 @@ class ByteMeter:
 
 
 class _GatedNoise(NoiseTransport):
-    """Noise XX that refuses banned/blocked peers and meters the resulting sessions."""
+    """Noise XX that consults the connection gate and meters the resulting sessions."""
 
-    def __init__(self, key_pair: KeyPair, *, refuses: Refuses, meter: ByteMeter) -> None:
+    def __init__(self, key_pair: KeyPair, *, gate: Gate, meter: ByteMeter) -> None:
         super().__init__(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-        self._refuses = refuses
+        self._gate = gate
         self._meter = meter
 
     async def secure_inbound(self, conn: IRawConnection) -> ISecureConn:
         session = await super().secure_inbound(conn)
         remote = session.get_remote_peer().to_base58()
-        if self._refuses(remote):
+        refusal = self._gate(remote, "inbound")
+        if refusal is not None:
             await session.close()
-            raise HandshakeFailure(f"refusing inbound connection from banned or blocked peer {remote}")
+            raise HandshakeFailure(f"refusing inbound connection from {remote}: {refusal}")
         self._meter.attach(session)
         return session
 
     async def secure_outbound(self, conn: IRawConnection, peer_id: ID) -> ISecureConn:
-        if self._refuses(peer_id.to_base58()):
-            raise HandshakeFailure(f"refusing to connect to banned or blocked peer {peer_id}")
+        refusal = self._gate(peer_id.to_base58(), "outbound")
+        if refusal is not None:
+            raise HandshakeFailure(f"refusing to connect to {peer_id}: {refusal}")
         session = await super().secure_outbound(conn, peer_id)
         self._meter.attach(session)
         return session
@@ -128,7 +134,7 @@ def build_host(
     key_pair: KeyPair,
     listen_addrs: list[multiaddr.Multiaddr],
     *,
-    refuses: Refuses,
+    gate: Gate,
     meter: ByteMeter,
     max_connections: int,
     enable_mdns: bool,
@@ -144,13 +150,16 @@ def build_host(
     )
     host = new_host(
         key_pair=key_pair,
-        sec_opt={NOISE_PROTOCOL_ID: _GatedNoise(key_pair, refuses=refuses, meter=meter)},
+        sec_opt={NOISE_PROTOCOL_ID: _GatedNoise(key_pair, gate=gate, meter=meter)},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=listen_addrs,
         connection_config=connection_config,
         enable_mDNS=enable_mdns,
     )
     swarm: Any = host.get_network()
+    # One quick retry; `Network` has its own per-peer backoff, and py-libp2p's default of three
+    # retries makes every failed dial (dead or refusing peer) take 0.7 s.
+    swarm.retry_config = RetryConfig(max_retries=1, initial_delay=0.05, max_delay=0.05)
     swarm.auto_connector = _NoAutoConnect(
         swarm, auto_connect_interval=connection_config.auto_connect_interval
     )

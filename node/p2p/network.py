@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ log = logging.getLogger(__name__)
 _DIAL_TIMEOUT = 5.0
 _REDIAL_BACKOFF_MIN = 1.0
 _REDIAL_BACKOFF_MAX = 30.0
+_SHORT_LIVED = 10.0
 _DHT_REFRESH_INTERVAL = 30.0
 _DHT_REFRESH_TIMEOUT = 15.0
 # Extra connections py-libp2p may hold beyond our limits (DHT queries in their grace period).
@@ -95,13 +97,13 @@ def parse_peer_multiaddr(addr: str) -> tuple[str, multiaddr.Multiaddr]:
 
 @dataclass
 class _Conn:
-    """What we know about a connected peer."""
+    """A connected peer that passed admission (the handler has been told about it)."""
 
+    conn: INetConn  # the one connection we keep with this peer
     direction: str
     since: float  # unix time, for display
     since_mono: float
     requested: bool  # we dialed it on purpose (bootnode, reserved, top-up, connect())
-    admitted: bool = False  # passed the limits; the handler was told about it
 
 
 @dataclass
@@ -200,7 +202,7 @@ class Network:
         host = build_host(
             self._key_pair,
             self._listen_maddrs,
-            refuses=self._refuses,
+            gate=self._gate,
             meter=self._meter,
             max_connections=cfg.max_inbound + cfg.max_outbound + len(self._reserved) + _CONNECTION_SLACK,
             enable_mdns=cfg.enable_mdns,
@@ -376,8 +378,6 @@ class Network:
         """Connected peers that passed admission, with direction, score and addresses."""
         result = []
         for peer_id, conn in sorted(self._conns.items()):
-            if not conn.admitted:
-                continue
             result.append(
                 PeerInfo(
                     peer_id=peer_id,
@@ -391,8 +391,7 @@ class Network:
         return result
 
     def is_connected(self, peer_id: str) -> bool:
-        conn = self._conns.get(peer_id)
-        return conn is not None and conn.admitted
+        return peer_id in self._conns
 
     def score(self, peer_id: str) -> int:
         return self._scores.score(peer_id)
@@ -502,18 +501,19 @@ class Network:
 
     def _on_connected(self, conn: INetConn) -> None:
         peer_id = conn.muxed_conn.peer_id.to_base58()
-        if peer_id in self._conns:
-            return  # a second, simultaneous connection; py-libp2p keeps one
         direction = "outbound" if conn.direction == Direction.OUTBOUND else "inbound"
-        state = _Conn(direction, time.time(), time.monotonic(), requested=peer_id in self._dialing)
-        self._conns[peer_id] = state
+        existing = self._conns.get(peer_id)
+        if existing is not None:
+            self._resolve_duplicate(peer_id, existing, conn, direction)
+            return
         refusal = self._admission_refusal(peer_id, direction)
         if refusal is not None:
             log.debug("closing %s connection with %s: %s", direction, peer_id, refusal)
-            self._disconnect_soon(peer_id, refusal)
+            self._close_conn_soon(conn)
             return
-        state.admitted = True
-        self._backoff.pop(peer_id, None)
+        self._conns[peer_id] = _Conn(
+            conn, direction, time.time(), time.monotonic(), requested=peer_id in self._dialing
+        )
         log.debug("connected to %s (%s)", peer_id, direction)
         try:
             self._handler.on_peer_connected(peer_id)
@@ -522,19 +522,48 @@ class Network:
         if self._dht is not None and self._nursery is not None:
             self._nursery.start_soon(self._add_to_dht, peer_id)
 
+    def _resolve_duplicate(self, peer_id: str, state: _Conn, conn: INetConn, direction: str) -> None:
+        """Two connections with one peer (both dialed at once): keep the same one on both sides.
+
+        py-libp2p keeps both for its 20 s grace period. Both ends apply this rule, which depends
+        only on who dialed: the connection dialed by the smaller peer id survives. The peer keeps
+        the direction it was admitted with, so the swap cannot bypass the per-direction limits.
+        """
+
+        def dialer(d: str) -> str:
+            return self.peer_id if d == "outbound" else peer_id
+
+        if dialer(direction) < dialer(state.direction):
+            old, state.conn = state.conn, conn
+            self._close_conn_soon(old)
+        else:
+            self._close_conn_soon(conn)
+
     def _on_disconnected(self, conn: INetConn) -> None:
-        peer = conn.muxed_conn.peer_id
-        if self._host is not None and any(
-            not c.is_closed for c in self._host.get_network().get_connections(peer)
-        ):
-            return
-        state = self._conns.pop(peer.to_base58(), None)
-        if state is not None and state.admitted:
-            log.debug("disconnected from %s", peer)
-            try:
-                self._handler.on_peer_disconnected(peer.to_base58())
-            except Exception:
-                log.exception("on_peer_disconnected(%s) raised", peer)
+        peer_id = conn.muxed_conn.peer_id.to_base58()
+        state = self._conns.get(peer_id)
+        if state is None or state.conn is not conn:
+            return  # a refused or duplicate connection went away
+        if self._host is not None:
+            for other in self._host.get_network().get_connections(conn.muxed_conn.peer_id):
+                if other is not conn and not other.is_closed:
+                    state.conn = other  # py-libp2p still has another one: carry on with it
+                    return
+        del self._conns[peer_id]
+        log.debug("disconnected from %s", peer_id)
+        # A connection the other side (or we) closed soon after it opened, usually for lack of a
+        # free slot, counts like a failed dial; otherwise both sides would redial every tick.
+        backoff = self._backoff.setdefault(peer_id, _Backoff())
+        if time.monotonic() - state.since_mono < _SHORT_LIVED:
+            backoff.next_attempt = trio.current_time() + backoff.delay
+            backoff.delay = min(backoff.delay * 2, _REDIAL_BACKOFF_MAX)
+        else:
+            backoff.next_attempt = trio.current_time() + _REDIAL_BACKOFF_MIN
+            backoff.delay = _REDIAL_BACKOFF_MIN
+        try:
+            self._handler.on_peer_disconnected(peer_id)
+        except Exception:
+            log.exception("on_peer_disconnected(%s) raised", peer_id)
 
     def _admission_refusal(self, peer_id: str, direction: str) -> str | None:
         if self._refuses(peer_id):
@@ -545,28 +574,43 @@ class Network:
             return f"inbound limit ({self.config.max_inbound}) reached"
         return None
 
+    def _gate(self, peer_id: str, direction: str) -> str | None:
+        """Connection gate, asked during the security handshake (see `node.p2p.host`).
+
+        Outbound connections are only refused for banned/blocked peers: py-libp2p dials for DHT
+        queries, which discovery needs; `_trim_outbound` closes the surplus afterwards.
+        """
+        if peer_id in self._conns and not self._refuses(peer_id):
+            return None  # a second connection to a connected peer; `_resolve_duplicate` decides
+        if direction == "outbound":
+            return "banned or blocked" if self._refuses(peer_id) else None
+        return self._admission_refusal(peer_id, direction)
+
     def _refuses(self, peer_id: str) -> bool:
         if self._scores.refuses(peer_id):
             return True
         return self.config.reserved_only and peer_id not in self._reserved
 
     def _inbound_count(self) -> int:
-        return sum(
-            1
-            for p, c in self._conns.items()
-            if c.direction == "inbound" and c.admitted and p not in self._reserved
-        )
+        return sum(1 for p, c in self._conns.items() if c.direction == "inbound" and p not in self._reserved)
 
     def _outbound_count(self) -> int:
-        return sum(
-            1
-            for p, c in self._conns.items()
-            if c.direction == "outbound" and c.admitted and p not in self._reserved
-        )
+        return sum(1 for p, c in self._conns.items() if c.direction == "outbound" and p not in self._reserved)
 
     def _disconnect_soon(self, peer_id: str, reason: str) -> None:
         if self._nursery is not None:
             self._nursery.start_soon(self._close_peer, peer_id, reason)
+
+    def _close_conn_soon(self, conn: INetConn) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_conn, conn)
+
+    @staticmethod
+    async def _close_conn(conn: INetConn) -> None:
+        try:
+            await conn.close()
+        except Exception:
+            log.debug("closing a connection failed", exc_info=True)
 
     async def _close_peer(self, peer_id: str, reason: str) -> None:
         if self._host is None:
@@ -579,9 +623,13 @@ class Network:
     # ----------------------------------------------------------------- dialing and discovery
 
     async def _bootstrap(self) -> None:
-        """Dial bootnodes and reserved nodes, then seed and refresh the DHT."""
+        """Dial reserved nodes and as many bootnodes as the outbound limit allows, then seed and
+        refresh the DHT (which dials the peers the bootnodes know about)."""
+        bootnodes = [p for p, _ in self._bootnodes if p not in self._reserved and p != self.peer_id]
+        random.shuffle(bootnodes)  # so that a fleet of nodes does not all pick the same ones
+        wanted = list(self._reserved) + bootnodes[: self.config.max_outbound]
         async with trio.open_nursery() as nursery:
-            for peer_id in {p for p, _ in self._bootnodes} | set(self._reserved):
+            for peer_id in wanted:
                 if not self._refuses(peer_id):
                     nursery.start_soon(self._try_dial, peer_id)
         await self._refresh_dht()
@@ -627,8 +675,7 @@ class Network:
             (
                 (c.since_mono, p)
                 for p, c in self._conns.items()
-                if c.admitted
-                and c.direction == "outbound"
+                if c.direction == "outbound"
                 and not c.requested
                 and p not in self._reserved
                 and c.since_mono < grace_end

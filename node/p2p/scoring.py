@@ -70,12 +70,12 @@ class PeerScores:
         self._blocked: set[str] = set()
 
     def score(self, peer_id: str) -> int:
-        """Current (decayed) score, rounded towards zero for display."""
+        """Current (decayed) score, rounded to an integer."""
         entry = self._entries.get(peer_id)
         if entry is None:
             return 0
         self._decay(entry)
-        return int(entry.score)
+        return round(entry.score)
 
     def penalise(self, peer_id: str, penalty: int) -> bool:
         """Lower the score by ``penalty``; return True if this crossed the threshold and banned the peer.
@@ -90,7 +90,9 @@ class PeerScores:
         entry = self._entries.setdefault(peer_id, _Entry(0.0, self._clock()))
         self._decay(entry)
         entry.score -= penalty
-        if entry.score <= self.ban_threshold:
+        # Rounded like `score()`, so five 20-point penalties in quick succession reach -100 even
+        # though a few milliseconds of decay leave the exact value at -99.99.
+        if round(entry.score) <= self.ban_threshold:
             self._banned_until[peer_id] = self._clock() + self.ban_seconds
             return True
         return False

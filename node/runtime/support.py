@@ -58,18 +58,32 @@ NONE = Origin(OriginKind.NONE)
 
 
 class DispatchError(Exception):
-    """A call failed by the rules: its changes are rolled back, its fee is still paid."""
+    """A call failed by the rules: its changes are rolled back, its fee is still paid.
 
-    def __init__(self, module: str, error: str) -> None:
-        super().__init__(f"{module}.{error}")
+    `detail` (optional ints or bytes) names what the rule ran into, e.g. the id of the existing
+    registration an upload duplicates; the executive appends it to the `ExtrinsicFailed` event
+    (like the data a Solidity revert carries).
+    """
+
+    def __init__(self, module: str, error: str, *detail: Any) -> None:
+        super().__init__(f"{module}.{error}" + (f" {list(detail)}" if detail else ""))
         self.module = module
         self.error = error
+        self.detail = detail
 
 
-def ensure(condition: bool, module: str, error: str) -> None:
+class InvalidCall(ValueError):
+    """A call whose own arguments can never be valid (a proof inside them fails to check).
+
+    Raised by a module's `validate_call` hook; the executive turns it into an invalid
+    transaction, so the pool refuses it and a block carrying it is rejected (like a bad signature).
+    """
+
+
+def ensure(condition: bool, module: str, error: str, *detail: Any) -> None:
     """One-line validity checks next to the rule they enforce."""
     if not condition:
-        raise DispatchError(module, error)
+        raise DispatchError(module, error, *detail)
 
 
 def ensure_signed(origin: Origin) -> bytes:
@@ -169,6 +183,12 @@ def arg_u64(value: Any) -> int:
 
 def arg_u32(value: Any) -> int:
     return expect_int(value, U32_MAX, "u32 argument")
+
+
+def arg_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise DecodeError("bool argument: expected true or false")
+    return value
 
 
 def arg_bytes(max_len: int) -> Callable[[Any], bytes]:

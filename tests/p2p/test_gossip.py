@@ -18,7 +18,9 @@ from tests.p2p.helpers import (
 )
 
 
-async def test_gossip_reaches_every_node_exactly_once_in_a_full_mesh(nursery: trio.Nursery, tmp_path: Path) -> None:
+async def test_gossip_reaches_every_node_exactly_once_in_a_full_mesh(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
     """Every node hears every other node's messages once, although copies arrive from 2-3 peers."""
     nodes = [await start_network(nursery, tmp_path) for _ in range(4)]
     networks = [n for n, _ in nodes]
@@ -86,7 +88,9 @@ async def test_gossip_crosses_three_hops_in_order(nursery: trio.Nursery, tmp_pat
         assert handler.received("blocks") == {p: 1 for p in payloads}
 
 
-async def test_only_accepted_gossip_is_forwarded_and_rejects_cost_score(nursery: trio.Nursery, tmp_path: Path) -> None:
+async def test_only_accepted_gossip_is_forwarded_and_rejects_cost_score(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
     """A - B - C: B's verdict decides whether C ever sees the message; REJECT penalises A."""
 
     def judge(topic: str, data: bytes, peer: str) -> Verdict:

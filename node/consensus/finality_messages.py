@@ -1,0 +1,483 @@
+"""Finality messages: votes, justifications, equivocation proofs, catch-ups (PROTOCOL section 6).
+
+Everything a finality voter sends or stores, with its canonical encoding and the checks a node
+runs on it without any local state: `verify_justification` (is this block final?) and
+`check_equivocation_proof` (did this voter sign two different votes?). Both are pure functions
+of the message, the voter set and the genesis hash, so a syncing node, the runtime (offence
+reports) and the voter itself share one definition of validity.
+
+Order: constants, containers, helpers, then the two checks.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, NoReturn
+
+from node.codec import (
+    U32_MAX,
+    U64_MAX,
+    DecodeError,
+    decode,
+    encode,
+    expect_bytes,
+    expect_int,
+    expect_list,
+)
+from node.keys import PublicKey, Scheme, verify_batch
+from node.types import MAX_HEADER_BYTES, Header
+
+__all__ = [
+    "CatchUp",
+    "EquivocationProof",
+    "InvalidEquivocation",
+    "InvalidEquivocationProof",
+    "InvalidJustification",
+    "Justification",
+    "SignedVote",
+    "Stage",
+    "Vote",
+    "check_equivocation_proof",
+    "threshold",
+    "verify_justification",
+    "vote_signing_payload",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------------------------
+
+# Domain separator of every finality signature: a vote can never be replayed as a block seal,
+# a transaction or a vote of another chain (the genesis hash is in the payload too).
+SIGNING_CONTEXT = b"imagechain-finality"
+
+HASH_LEN = 32
+VOTER_KEY_LEN = 32  # ed25519 public key
+SIGNATURE_LEN = 64
+
+# Ceilings that bound decoding work before any signature is checked. A set larger than
+# MAX_VOTERS cannot be expressed; a justification carries at most two precommits per voter
+# (an equivocator's pair) and a bounded ancestry.
+MAX_VOTERS = 1024
+MAX_VOTES_PER_STAGE = 2 * MAX_VOTERS
+MAX_ANCESTRY_HEADERS = 4096
+MAX_VOTE_BYTES = 512
+MAX_EQUIVOCATION_PROOF_BYTES = 2 * MAX_VOTE_BYTES + 64
+MAX_CATCH_UP_BYTES = 2 * MAX_VOTES_PER_STAGE * MAX_VOTE_BYTES
+MAX_JUSTIFICATION_BYTES = 8 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Containers
+# ---------------------------------------------------------------------------------------------
+
+
+class Stage(IntEnum):
+    """Vote stage; the integer is what is signed and sent, so never renumber."""
+
+    PREVOTE = 0
+    PRECOMMIT = 1
+
+
+def _expect_stage(value: Any) -> Stage:
+    return Stage(expect_int(value, max(Stage), "stage"))
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A vote for a chain, named by its head: it counts for that block and all its ancestors."""
+
+    target_hash: bytes
+    target_number: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.target_hash, self.target_number]
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Vote:
+        target_hash, target_number = expect_list(obj, 2, "vote")
+        return cls(
+            expect_bytes(target_hash, HASH_LEN, what="vote target hash"),
+            expect_int(target_number, U32_MAX, "vote target number"),
+        )
+
+
+def vote_signing_payload(genesis_hash: bytes, set_id: int, round_number: int, stage: Stage, vote: Vote) -> bytes:
+    """The bytes a voter signs.
+
+    Round, stage and set id are all inside: a signature is valid for exactly one (chain, set,
+    round, stage), which is what makes two different signed votes for one of those a proof of
+    equivocation.
+    """
+    return encode(
+        [SIGNING_CONTEXT, genesis_hash, set_id, round_number, int(stage), vote.target_hash, vote.target_number]
+    )
+
+
+@dataclass(frozen=True)
+class SignedVote:
+    """A prevote or precommit with its voter and signature (GRANDPA's SignedMessage)."""
+
+    round: int
+    set_id: int
+    stage: Stage
+    vote: Vote
+    voter: bytes
+    signature: bytes
+
+    def payload(self, genesis_hash: bytes) -> bytes:
+        return vote_signing_payload(genesis_hash, self.set_id, self.round, self.stage, self.vote)
+
+    def to_wire(self) -> list[Any]:
+        return [self.round, self.set_id, int(self.stage), self.vote.to_wire(), self.voter, self.signature]
+
+    def encode(self) -> bytes:
+        return encode(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> SignedVote:
+        round_number, set_id, stage, vote, voter, signature = expect_list(obj, 6, "signed vote")
+        return cls(
+            expect_int(round_number, U64_MAX, "round"),
+            expect_int(set_id, U64_MAX, "set id"),
+            _expect_stage(stage),
+            Vote.from_wire(vote),
+            expect_bytes(voter, VOTER_KEY_LEN, what="voter"),
+            expect_bytes(signature, SIGNATURE_LEN, what="vote signature"),
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedVote:
+        return cls.from_wire(decode(data, MAX_VOTE_BYTES))
+
+    @classmethod
+    def sign(
+        cls, keypair: Any, genesis_hash: bytes, set_id: int, round_number: int, stage: Stage, vote: Vote
+    ) -> SignedVote:
+        """Sign a vote with an ed25519 `node.keys.Keypair`."""
+        payload = vote_signing_payload(genesis_hash, set_id, round_number, stage, vote)
+        return cls(round_number, set_id, Stage(stage), vote, keypair.public.data, keypair.sign(payload))
+
+
+def _expect_votes(obj: Any, what: str) -> tuple[SignedVote, ...]:
+    items = expect_list(obj, what=what)
+    if len(items) > MAX_VOTES_PER_STAGE:
+        raise DecodeError(f"{what}: {len(items)} votes exceeds {MAX_VOTES_PER_STAGE}")
+    return tuple(SignedVote.from_wire(item) for item in items)
+
+
+@dataclass(frozen=True)
+class Justification:
+    """Proof that `target` is final: threshold precommits of one round for it or its descendants.
+
+    `ancestry` holds the encoded headers that link every precommit target down to the target
+    (GRANDPA's votes_ancestries), so a verifier needs no chain of its own: exactly the headers
+    strictly between a precommit target (included) and the justified block (excluded), each once.
+    """
+
+    round: int
+    set_id: int
+    target_hash: bytes
+    target_number: int
+    precommits: tuple[SignedVote, ...]
+    ancestry: tuple[bytes, ...] = ()
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.round,
+            self.set_id,
+            self.target_hash,
+            self.target_number,
+            [vote.to_wire() for vote in self.precommits],
+            list(self.ancestry),
+        ]
+
+    def encode(self) -> bytes:
+        return encode(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Justification:
+        round_number, set_id, target_hash, target_number, precommits, ancestry = expect_list(obj, 6, "justification")
+        headers = expect_list(ancestry, what="justification ancestry")
+        if len(headers) > MAX_ANCESTRY_HEADERS:
+            raise DecodeError(f"justification ancestry: {len(headers)} headers exceeds {MAX_ANCESTRY_HEADERS}")
+        encoded = tuple(expect_bytes(h, max_len=MAX_HEADER_BYTES, what="ancestry header") for h in headers)
+        for raw in encoded:
+            Header.decode(raw)  # shape check now, so a stored justification is always parseable
+        return cls(
+            expect_int(round_number, U64_MAX, "round"),
+            expect_int(set_id, U64_MAX, "set id"),
+            expect_bytes(target_hash, HASH_LEN, what="justification target hash"),
+            expect_int(target_number, U32_MAX, "justification target number"),
+            _expect_votes(precommits, "justification precommits"),
+            encoded,
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Justification:
+        return cls.from_wire(decode(data, MAX_JUSTIFICATION_BYTES))
+
+
+@dataclass(frozen=True)
+class EquivocationProof:
+    """Two different signed votes by one voter for one (set, round, stage)."""
+
+    set_id: int
+    round: int
+    stage: Stage
+    first: SignedVote
+    second: SignedVote
+
+    @property
+    def offender(self) -> bytes:
+        return self.first.voter
+
+    def to_wire(self) -> list[Any]:
+        return [self.set_id, self.round, int(self.stage), self.first.to_wire(), self.second.to_wire()]
+
+    def encode(self) -> bytes:
+        return encode(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> EquivocationProof:
+        set_id, round_number, stage, first, second = expect_list(obj, 5, "equivocation proof")
+        return cls(
+            expect_int(set_id, U64_MAX, "set id"),
+            expect_int(round_number, U64_MAX, "round"),
+            _expect_stage(stage),
+            SignedVote.from_wire(first),
+            SignedVote.from_wire(second),
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> EquivocationProof:
+        return cls.from_wire(decode(data, MAX_EQUIVOCATION_PROOF_BYTES))
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """All votes of a round the sender has completed, for a voter that fell behind.
+
+    GRANDPA's catch-up message: a voter may only start round r+1 knowing round r's estimate,
+    and only a completable round r gives one, so a lagging voter needs the votes, not just a
+    justification (which carries precommits only).
+    """
+
+    set_id: int
+    round: int
+    prevotes: tuple[SignedVote, ...]
+    precommits: tuple[SignedVote, ...]
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.set_id,
+            self.round,
+            [vote.to_wire() for vote in self.prevotes],
+            [vote.to_wire() for vote in self.precommits],
+        ]
+
+    def encode(self) -> bytes:
+        return encode(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> CatchUp:
+        set_id, round_number, prevotes, precommits = expect_list(obj, 4, "catch-up")
+        return cls(
+            expect_int(set_id, U64_MAX, "set id"),
+            expect_int(round_number, U64_MAX, "round"),
+            _expect_votes(prevotes, "catch-up prevotes"),
+            _expect_votes(precommits, "catch-up precommits"),
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> CatchUp:
+        return cls.from_wire(decode(data, MAX_CATCH_UP_BYTES))
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+class InvalidJustification(Exception):
+    """A justification that does not prove finality; the message says which rule it breaks."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidEquivocation(ValueError):
+    """An equivocation proof that proves nothing; the message says why."""
+
+
+InvalidEquivocationProof = InvalidEquivocation
+
+
+def threshold(voter_count: int) -> int:
+    """Votes needed for a supermajority: n - floor((n - 1) / 3), GRANDPA's threshold.
+
+    With f = floor((n - 1) / 3) faulty voters tolerated, any two sets of this size share at
+    least f + 1 voters, so at least one honest voter is in both.
+    """
+    if voter_count <= 0:
+        raise ValueError("a voter set cannot be empty")
+    return voter_count - (voter_count - 1) // 3
+
+
+@functools.lru_cache(maxsize=64)
+def _voter_table(voters: tuple[bytes, ...]) -> tuple[dict[bytes, int], tuple[PublicKey, ...]]:
+    """Index and parsed keys of a voter set; sets change rarely, so this is memoised."""
+    if not voters or len(voters) > MAX_VOTERS:
+        raise ValueError(f"a voter set has 1..{MAX_VOTERS} voters, got {len(voters)}")
+    index: dict[bytes, int] = {}
+    for position, voter in enumerate(voters):
+        if voter in index:
+            raise ValueError(f"voter {voter.hex()} appears twice in the set")
+        index[voter] = position
+    return index, tuple(PublicKey(Scheme.ED25519, voter) for voter in voters)
+
+
+def voter_table(voters: list[bytes] | tuple[bytes, ...]) -> tuple[dict[bytes, int], tuple[PublicKey, ...]]:
+    """(voter -> index, index -> PublicKey) for a voter set; raises ValueError on a malformed set."""
+    return _voter_table(tuple(voters))
+
+
+def _fail(reason: str) -> NoReturn:
+    raise InvalidJustification(reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Justification and equivocation checks
+# ---------------------------------------------------------------------------------------------
+
+
+def verify_justification(
+    justification: Justification, voters: list[bytes], set_id: int, genesis_hash: bytes
+) -> None:
+    """Raise `InvalidJustification` unless `justification` proves its target final for this set.
+
+    The rules, as GRANDPA's validate_commit plus Substrate's ancestry checks:
+
+    * every precommit is of this set and round, by a voter of the set, with a valid signature;
+    * a voter with one precommit counts iff the ancestry proves its target is the justified
+      block or a descendant (numbers included);
+    * a voter with two different precommits has equivocated and counts for every block, but
+      once (GRANDPA: equivocators are Byzantine, and the threshold already allows for them);
+      a third different precommit by one voter is redundant and refused; an exact duplicate
+      counts once;
+    * at least `threshold(n)` voters count;
+    * every ancestry header lies on some proven path (no padding), and appears once.
+    """
+    j = justification
+    if j.set_id != set_id:
+        _fail(f"justification is for set {j.set_id}, expected set {set_id}")
+    index, keys = voter_table(voters)
+    if not j.precommits:
+        _fail("justification has no precommits")
+    if len(j.precommits) > 2 * len(voters):
+        _fail(f"{len(j.precommits)} precommits for {len(voters)} voters")
+
+    by_voter: dict[int, list[SignedVote]] = {}
+    for vote in j.precommits:
+        if vote.stage != Stage.PRECOMMIT:
+            _fail("justification contains a prevote")
+        if vote.round != j.round or vote.set_id != j.set_id:
+            _fail(f"precommit of round {vote.round} set {vote.set_id} in a justification of round {j.round}")
+        position = index.get(vote.voter)
+        if position is None:
+            _fail(f"precommit by {vote.voter.hex()}, who is not a voter of set {set_id}")
+        previous = by_voter.setdefault(position, [])
+        if any(other.vote == vote.vote for other in previous):
+            continue  # a duplicate proves nothing new; its signature is still checked below
+        if len(previous) == 2:
+            _fail(f"voter {vote.voter.hex()} has more than two different precommits")
+        previous.append(vote)
+
+    checks = [(keys[index[vote.voter]], vote.payload(genesis_hash), vote.signature) for vote in j.precommits]
+    if not all(verify_batch(checks)):
+        _fail("a precommit signature does not verify")
+
+    headers: dict[bytes, Header] = {}
+    for raw in j.ancestry:
+        try:
+            header = Header.decode(raw)
+        except DecodeError as exc:
+            _fail(f"undecodable ancestry header: {exc}")
+        if header.hash in headers:
+            _fail("an ancestry header appears twice")
+        headers[header.hash] = header
+
+    used: set[bytes] = set()
+    proven: dict[bytes, bool] = {}
+
+    def descends(vote: Vote) -> bool:
+        """Walk parent links from the vote's target down to the justified block."""
+        block_hash, number = vote.target_hash, vote.target_number
+        path: list[bytes] = []
+        while True:
+            if block_hash == j.target_hash:
+                result = number == j.target_number
+                break
+            header = headers.get(block_hash)
+            if number <= j.target_number or header is None or header.number != number:
+                result = False
+                break
+            if block_hash in proven:
+                result = proven[block_hash]
+                break
+            path.append(block_hash)
+            block_hash, number = header.parent_hash, number - 1
+        for step in path:
+            proven[step] = result
+        if result:
+            used.update(path)
+        return result
+
+    counted = 0
+    for position in sorted(by_voter):
+        votes = by_voter[position]
+        if len(votes) == 2:
+            for vote in votes:
+                descends(vote.vote)  # an equivocator counts regardless; a proven path is still "used"
+            counted += 1
+        elif descends(votes[0].vote):
+            counted += 1
+        else:
+            _fail(
+                f"precommit by {voters[position].hex()} for block {votes[0].vote.target_number} is not proven "
+                f"to descend from the justified block {j.target_number} (ancestry gap or wrong fork)"
+            )
+    if used != set(headers):
+        _fail(f"{len(set(headers) - used)} ancestry headers are not on any precommit's path")
+    needed = threshold(len(voters))
+    if counted < needed:
+        _fail(f"only {counted} of {len(voters)} voters precommitted the target; {needed} are needed")
+
+
+def check_equivocation_proof(proof: EquivocationProof, voters: list[bytes], genesis_hash: bytes) -> bytes:
+    """Return the offender if `proof` shows two different signed votes for one (set, round, stage).
+
+    Cheap to reject, as an unsigned extrinsic must be: field comparisons, then two signature
+    checks. The caller checks that `voters` is the set `proof.set_id` names and that the
+    offence was not reported before.
+    """
+    first, second = proof.first, proof.second
+    if first.voter != second.voter:
+        raise InvalidEquivocation("the two votes are by different voters")
+    for vote in (first, second):
+        if vote.set_id != proof.set_id or vote.round != proof.round or vote.stage != proof.stage:
+            raise InvalidEquivocation("a vote is not of the proof's set, round and stage")
+    if first.vote == second.vote:
+        raise InvalidEquivocation("the two votes are for the same block")
+    index, keys = voter_table(voters)
+    position = index.get(first.voter)
+    if position is None:
+        raise InvalidEquivocation(f"{first.voter.hex()} is not a voter of the set")
+    key = keys[position]
+    for vote in (first, second):
+        if not key.verify(vote.payload(genesis_hash), vote.signature):
+            raise InvalidEquivocation("a vote's signature does not verify")
+    return first.voter
