@@ -47,7 +47,7 @@ def test_kill9_under_load_restarts_consistently(tmp_path):
     base = tmp_path / "node"
     proc = NodeProcess(base, "--log", "warn", "--pruning", "archive")
     seen_best = 0
-    for round_number in range(4):
+    for _round in range(4):
         client = proc.start()
         best = client.header()
         assert best.number >= seen_best, "a restarted node lost blocks it had reported"
