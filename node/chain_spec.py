@@ -16,7 +16,7 @@ from typing import Any
 
 from node.codec import encode, u128_to_bytes
 from node.keys import decode_address, dev_keypair
-from node.runtime import aura, balances, offences, sudo, system, vesting
+from node.runtime import aura, balances, copyright, emission, licensing, offences, pod, sudo, system, vesting
 from node.runtime.executive import SPEC_VERSION
 from node.state.trie import EMPTY_ROOT, trie_update
 from node.types import Block, Header, merkle_root
@@ -24,7 +24,7 @@ from node.units import parse_img
 
 ZERO_HASH = b"\x00" * 32
 KEY_GENESIS_SPEC_VERSION = b"system:genesis_spec_version"
-KEY_EMISSION_PARAMS = b"emission:params"
+KEY_EMISSION_PARAMS = emission.KEY_PARAMS
 
 
 class ChainSpecError(ValueError):
@@ -162,14 +162,53 @@ def genesis_storage(spec: ChainSpec) -> dict[bytes, bytes]:
     issuance = sum(a.amount for a in spec.allocations)
     storage[balances.KEY_TOTAL_ISSUANCE] = u128_to_bytes(issuance)
     if spec.emission:
-        storage[KEY_EMISSION_PARAMS] = encode(
-            [
-                u128_to_bytes(parse_img(spec.emission["cap"])),
-                u128_to_bytes(parse_img(spec.emission["reward_unit"])),
-                int(spec.emission["constant"]),
-            ]
+        emission_params = emission.EmissionParams(
+            parse_img(spec.emission["cap"]), parse_img(spec.emission["reward_unit"]), int(spec.emission["constant"])
         )
+        try:
+            emission_params.check()
+        except ValueError as exc:
+            raise ChainSpecError(f"invalid chain spec: {exc}") from exc
+        if issuance + emission_params.cap > balances.MAX_SUPPLY:
+            raise ChainSpecError("invalid chain spec: allocations plus the emission cap exceed the maximum supply")
+        storage[KEY_EMISSION_PARAMS] = encode(emission_params.to_wire())
+    storage.update(copyright_genesis(spec.raw))
     return storage
+
+
+def copyright_genesis(raw: dict[str, Any]) -> dict[bytes, bytes]:
+    """Params of `copyright`, `licensing` and `pod`; a missing section or field keeps the default."""
+    try:
+        c = raw.get("copyright", {})
+        default_c = copyright.CopyrightParams()
+        copyright_params = copyright.CopyrightParams(
+            phash_radius=int(c.get("phash_radius", default_c.phash_radius)),
+            tag_fee=parse_img(c["tag_fee"]) if "tag_fee" in c else default_c.tag_fee,
+        )
+        lic = raw.get("licensing", {})
+        default_l = licensing.LicensingParams()
+        licensing_params = licensing.LicensingParams(
+            fee_ppm=int(lic.get("fee_ppm", default_l.fee_ppm)),
+            min_fee=parse_img(lic["min_fee"]) if "min_fee" in lic else default_l.min_fee,
+        )
+        p = raw.get("pod", {})
+        default_p = pod.PodParams()
+        pod_params = pod.PodParams(
+            **{name: int(p.get(name, getattr(default_p, name))) for name in pod.PodParams.__dataclass_fields__}
+        )
+    except (TypeError, ValueError) as exc:
+        raise ChainSpecError(f"invalid chain spec: {exc!r}") from exc
+    if not 0 <= copyright_params.phash_radius <= copyright.MAX_SEARCH_RADIUS:
+        raise ChainSpecError(f"invalid chain spec: phash_radius must be in 0..{copyright.MAX_SEARCH_RADIUS}")
+    if not 0 <= licensing_params.fee_ppm <= licensing.PPM:
+        raise ChainSpecError("invalid chain spec: licensing fee_ppm must be in 0..1000000")
+    if any(not 0 <= v < 2**32 for v in pod_params.to_wire()):
+        raise ChainSpecError("invalid chain spec: pod params must be u32")
+    return {
+        copyright.KEY_PARAMS: encode(copyright_params.to_wire()),
+        licensing.KEY_PARAMS: encode(licensing_params.to_wire()),
+        pod.KEY_PARAMS: encode(pod_params.to_wire()),
+    }
 
 
 def genesis_state_root(storage: dict[bytes, bytes]) -> bytes:

@@ -29,9 +29,11 @@ finalized in that round, and honest voters only vote for chains containing it. A
 signs two different votes for one round and stage, and never votes in a round whose predecessor
 it has not seen completable (a restarted voter abstains until it has).
 
-A voter that fell behind catches up GRANDPA's way: a round ahead of ours that becomes completable
-from the votes we received (future rounds within FUTURE_ROUNDS are tracked; a `CatchUp` brings any
-round) makes us jump to the round after it, without voting in the rounds skipped.
+A voter that fell behind catches up GRANDPA's way: a round R ahead of ours that is completable from
+the votes we received (future rounds within FUTURE_ROUNDS are tracked; a `CatchUp` brings any
+round) makes us jump to round R+1, without voting in the rounds skipped, once more than f voters
+(so at least one honest one) have voted in R+1. Without that evidence we finish our round and
+vote in R: peers still in R may need our votes there to leave it.
 
 Memory is bounded: rounds outside [current - PAST_ROUNDS, current + FUTURE_ROUNDS] (plus one
 catch-up round) are dropped, and each round holds at most two votes per voter and stage.
@@ -226,10 +228,12 @@ class FinalityVoter:
             self._me = self._index[keypair.public.data]
         self.disabled: set[bytes] = set()
         self.last_finalized: BlockId = (bytes(last_finalized[0]), int(last_finalized[1]))
-        # Finality reached by our own rounds: the base of new rounds. A justification may finalize
-        # further (we are behind); rounds keep the lower base so that every honest vote of the
-        # rounds we are in still descends from it (finality-grandpa's last_finalized_in_rounds).
+        # The base of a new round r must be a block every honest vote of round r descends from:
+        # anything finalized in a round before r is (GRANDPA's estimate lemma). Finality from our
+        # own rounds always qualifies for the rounds we are in (finality-grandpa's
+        # last_finalized_in_rounds); finality from a justification of round j qualifies for r > j.
         self._finalized_in_rounds: BlockId = self.last_finalized
+        self._last_finalized_round = 0  # the round whose precommits finalized `last_finalized`
         self.start_round = start_round
         self._genesis_estimate: BlockId | None = self.last_finalized if start_round == 1 else None
         self.round = start_round
@@ -274,7 +278,9 @@ class FinalityVoter:
         for number in sorted(self._rounds, reverse=True):
             rnd = self._rounds[number]
             if number < self.round and rnd.ever_completable:
-                return CatchUp(self.set_id, number, tuple(rnd.votes(Stage.PREVOTE)), tuple(rnd.votes(Stage.PRECOMMIT)))
+                return CatchUp(
+                    self.set_id, number, tuple(rnd.votes(Stage.PREVOTE)), tuple(rnd.votes(Stage.PRECOMMIT))
+                )
         return None
 
     # -- events -----------------------------------------------------------------------------------
@@ -348,11 +354,13 @@ class FinalityVoter:
         problem = self._check_catch_up(catch_up)
         if problem is not None:
             return [Penalize(f"invalid catch-up: {problem}")]
+        if catch_up.round >= self.round + FUTURE_ROUNDS and catch_up.round != self._catch_up_round:
+            # One catch-up round (and the round after it, for the evidence to jump) beyond the window.
+            for stale in (self._catch_up_round, self._catch_up_next()):
+                if stale is not None and stale > self.round + FUTURE_ROUNDS:
+                    self._rounds.pop(stale, None)
+            self._catch_up_round = catch_up.round
         if catch_up.round not in self._rounds:
-            if catch_up.round > self.round + FUTURE_ROUNDS:
-                if self._catch_up_round is not None:
-                    self._rounds.pop(self._catch_up_round, None)
-                self._catch_up_round = catch_up.round
             self._rounds[catch_up.round] = self._new_round(catch_up.round)
         actions: list[Action] = []
         for vote in (*catch_up.prevotes, *catch_up.precommits):
@@ -376,7 +384,7 @@ class FinalityVoter:
         if rnd is None:
             if vote.round < self.round - PAST_ROUNDS:
                 return []  # too old to matter
-            if vote.round > self.round + FUTURE_ROUNDS:
+            if vote.round > self.round + FUTURE_ROUNDS and vote.round != self._catch_up_next():
                 if not verified and not self._signature_ok(voter, vote):
                     return [Penalize("bad vote signature", vote.voter)]
                 return self._request_catch_up(vote.round, now_ms)
@@ -388,7 +396,9 @@ class FinalityVoter:
         actions: list[Action] = []
         if rnd.add(voter, vote) is AddResult.EQUIVOCATION:
             first, second = rnd.votes_of(vote.stage, voter)
-            actions.append(ReportEquivocation(EquivocationProof(self.set_id, vote.round, vote.stage, first, second)))
+            actions.append(
+                ReportEquivocation(EquivocationProof(self.set_id, vote.round, vote.stage, first, second))
+            )
         rnd.import_pending(self.chain)
         return actions + self._note_peer_round(vote.round, now_ms)
 
@@ -408,7 +418,9 @@ class FinalityVoter:
             if len({vote.voter for vote in votes}) < self.threshold:
                 return f"fewer than {self.threshold} voters in a stage"
         votes = (*catch_up.prevotes, *catch_up.precommits)
-        checks = [(self._keys[self._index[v.voter]], v.payload(self.genesis_hash), v.signature) for v in votes]
+        checks = [
+            (self._keys[self._index[v.voter]], v.payload(self.genesis_hash), v.signature) for v in votes
+        ]
         if not all(verify_batch(checks)):
             return "a vote signature does not verify"
         return None
@@ -505,21 +517,30 @@ class FinalityVoter:
 
     def _cast(self, rnd: Round, stage: Stage, target: BlockId, now_ms: int) -> Broadcast:
         assert self._keypair is not None and self._me is not None
-        vote = SignedVote.sign(self._keypair, self.genesis_hash, self.set_id, rnd.number, stage, Vote(*target))
+        vote = SignedVote.sign(
+            self._keypair, self.genesis_hash, self.set_id, rnd.number, stage, Vote(*target)
+        )
         rnd.add(self._me, vote)
         rnd.import_pending(self.chain)
         self._last_broadcast_ms = now_ms
         return Broadcast(vote)
 
     def _jump_to_completable_round(self, now_ms: int) -> bool:
-        """Catch up: a completable round ahead of ours gives the estimate to vote on after it."""
+        """Catch up: a completable round R ahead of ours gives the estimate to vote on in R+1, and
+        more than f voters already voting in R+1 show that honest voters have left R."""
+        faulty = len(self.voters) - self.threshold
         for number in sorted(self._rounds, reverse=True):
             if number <= self.round:
                 return False
-            if self._rounds[number].completable:
+            after = self._rounds.get(number + 1)
+            if self._rounds[number].completable and after is not None and after.participants() > faulty:
                 self._advance(number + 1, now_ms)
                 return True
         return False
+
+    def _catch_up_next(self) -> int | None:
+        """Votes of the round after a catch-up round are kept: they are the evidence to jump."""
+        return self._catch_up_round + 1 if self._catch_up_round is not None else None
 
     def _advance(self, round_number: int, now_ms: int) -> None:
         self.round = round_number
@@ -528,15 +549,18 @@ class FinalityVoter:
         self._last_broadcast_ms = now_ms
         if round_number not in self._rounds:
             self._rounds[round_number] = self._new_round(round_number)
-        if self._catch_up_round is not None and self._catch_up_round <= round_number + FUTURE_ROUNDS:
+        if self._catch_up_round is not None and self._catch_up_round < round_number + FUTURE_ROUNDS:
             self._catch_up_round = None
         low, high = round_number - PAST_ROUNDS, round_number + FUTURE_ROUNDS
+        keep = (self._catch_up_round, self._catch_up_next())
         for number in sorted(self._rounds):
-            if number < low or (number > high and number != self._catch_up_round):
+            if number < low or (number > high and number not in keep):
                 del self._rounds[number]
 
     def _new_round(self, round_number: int) -> Round:
-        return Round(round_number, len(self.voters), self._finalized_in_rounds)
+        """Track a round, based as high as is safe: a lower base only costs graph size."""
+        base = self.last_finalized if self._last_finalized_round < round_number else self._finalized_in_rounds
+        return Round(round_number, len(self.voters), base)
 
     # -- finality ---------------------------------------------------------------------------------
 
@@ -559,7 +583,7 @@ class FinalityVoter:
             justification = self._justify(self._rounds[number], block)
             if justification is None:
                 continue
-            self.last_finalized = block
+            self.last_finalized, self._last_finalized_round = block, number
             return Finalize(block[0], block[1], justification)
         return None
 
@@ -581,7 +605,7 @@ class FinalityVoter:
         if not self.chain.is_descendant(j.target_hash, self.last_finalized[0]):
             self.conflicting_finality += 1
             return []
-        self.last_finalized = (j.target_hash, j.target_number)
+        self.last_finalized, self._last_finalized_round = (j.target_hash, j.target_number), j.round
         return [Finalize(j.target_hash, j.target_number, j)]
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -104,7 +104,9 @@ class Vote:
         )
 
 
-def vote_signing_payload(genesis_hash: bytes, set_id: int, round_number: int, stage: Stage, vote: Vote) -> bytes:
+def vote_signing_payload(
+    genesis_hash: bytes, set_id: int, round_number: int, stage: Stage, vote: Vote
+) -> bytes:
     """The bytes a voter signs.
 
     Round, stage and set id are all inside: a signature is valid for exactly one (chain, set,
@@ -112,7 +114,15 @@ def vote_signing_payload(genesis_hash: bytes, set_id: int, round_number: int, st
     equivocation.
     """
     return encode(
-        [SIGNING_CONTEXT, genesis_hash, set_id, round_number, int(stage), vote.target_hash, vote.target_number]
+        [
+            SIGNING_CONTEXT,
+            genesis_hash,
+            set_id,
+            round_number,
+            int(stage),
+            vote.target_hash,
+            vote.target_number,
+        ]
     )
 
 
@@ -199,10 +209,14 @@ class Justification:
 
     @classmethod
     def from_wire(cls, obj: Any) -> Justification:
-        round_number, set_id, target_hash, target_number, precommits, ancestry = expect_list(obj, 6, "justification")
+        round_number, set_id, target_hash, target_number, precommits, ancestry = expect_list(
+            obj, 6, "justification"
+        )
         headers = expect_list(ancestry, what="justification ancestry")
         if len(headers) > MAX_ANCESTRY_HEADERS:
-            raise DecodeError(f"justification ancestry: {len(headers)} headers exceeds {MAX_ANCESTRY_HEADERS}")
+            raise DecodeError(
+                f"justification ancestry: {len(headers)} headers exceeds {MAX_ANCESTRY_HEADERS}"
+            )
         encoded = tuple(expect_bytes(h, max_len=MAX_HEADER_BYTES, what="ancestry header") for h in headers)
         for raw in encoded:
             Header.decode(raw)  # shape check now, so a stored justification is always parseable
@@ -446,9 +460,10 @@ def verify_justification(
         elif descends(votes[0].vote):
             counted += 1
         else:
+            target_number = votes[0].vote.target_number
             _fail(
-                f"precommit by {voters[position].hex()} for block {votes[0].vote.target_number} is not proven "
-                f"to descend from the justified block {j.target_number} (ancestry gap or wrong fork)"
+                f"precommit by {voters[position].hex()} for block {target_number} is not proven to "
+                f"descend from the justified block {j.target_number} (ancestry gap or wrong fork)"
             )
     if used != set(headers):
         _fail(f"{len(set(headers) - used)} ancestry headers are not on any precommit's path")

@@ -193,6 +193,15 @@ class Round:
         mask = self._equivocators[stage]
         return [voter for voter in range(self.voter_count) if mask >> voter & 1]
 
+    def participants(self) -> int:
+        """Voters with any signature-checked vote in this round (block known or not)."""
+        voters = set(self._votes[Stage.PREVOTE]) | set(self._votes[Stage.PRECOMMIT])
+        return sum(
+            1
+            for voter in voters
+            if self._votes[Stage.PREVOTE].get(voter) or self._votes[Stage.PRECOMMIT].get(voter)
+        )
+
     def pending_count(self) -> int:
         return len(self._pending)
 
@@ -256,8 +265,7 @@ class Round:
         if self._estimate is None:
             return
         self._completable = (
-            self._estimate[0] != ghost[0]
-            or self._descend(ghost[0], possible, Stage.PRECOMMIT) == ghost[0]
+            self._estimate[0] != ghost[0] or self._descend(ghost[0], possible, Stage.PRECOMMIT) == ghost[0]
         )
         self.ever_completable = self.ever_completable or self._completable
 

@@ -1,58 +1,401 @@
 """Geometric resynchronisation for copies found in the wild (not used by validators).
 
-A small rotation moves the 8x8 block grid of the rendition by several pixels at the corners, so
-the payload no longer decodes. The copy's rendition is rotated back by each candidate angle
-(small angles first) and decoded; the keyed check bits accept only the right one (each extra
-candidate adds 2**-32 to the false-acceptance probability). Rotation about the image centre in
-pixel space becomes the affine map ``S R(angle) S^-1`` in the rendition, with S the rendition's
-per-axis scale, so non-square images are handled exactly.
+The payload sits in 8x8 blocks of the 256x256 verification rendition and only decodes when the
+copy's rendition lines up with the original's to ~0.15 pixel. A blind crop changes the scale of
+the rendition (the visible window is stretched to 256x256) and its offset; a rotation turns it.
+Both are undone here with the keyed template of :mod:`.template`:
 
-Not covered yet: blind crops (unknown scale and offset need a keyed pilot/template search).
+1. **Spectrum.** The copy's rendition, Tukey-windowed (narrow taper: a Hann window costs ~2 dB
+   of template SNR) and zero-padded 2x, is Fourier transformed; each magnitude is divided by
+   its local mean, which whitens the host's 1/f spectrum.
+2. **Search.** With (w, h) the copy's size, (sx, sy) how many times larger the original was
+   along each axis and theta the rotation, the original rendition maps to the copy's by the
+   linear part ``A = diag(1/w, 1/h) R(theta) diag(sx*w, sy*h)`` and every template peak f moves
+   to ``A^-T f``. The whitened energy at the moved peaks is summed over a coarse grid (on a
+   blurred map, so off-grid peaks still count), the best local maxima are refined on the exact
+   map, and each peak is then located to a fraction of a bin by evaluating the DFT around it;
+   a weighted least-squares fit of the three parameters to those positions gives ~0.1% scale.
+3. **Translation.** With A known, each peak's phase gives the translation modulo its period; the
+   coherent sum over all peaks, evaluated on a 1/4-pixel grid as one complex matrix product and
+   refined to sub-pixel, gives it absolutely.
+4. **Decode.** The full-resolution copy is resampled into the original rendition's frame (area
+   average by super-sampled bilinear interpolation, not a resampling of the small rendition,
+   which loses the mark's high frequencies) and blocks that are not fully inside the copy are
+   masked out. After a crop the embedder's cancellation of host interference no longer holds
+   (it was made for whole units), so each block's coefficients are divided by their own RMS
+   before the signed sums: quiet blocks, where the mark dominates, weigh more. The sums go
+   through the same clipping, Viterbi decoder and keyed check as the validators' path.
+
+Each candidate geometry tried adds 2**-32 to the false-acceptance probability; at most
+MAX_CANDIDATES are tried, and only when the template was found.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
+
 import numpy as np
-from PIL import Image
+from numba import njit
+from scipy.ndimage import gaussian_filter, uniform_filter
 
-from .rendition import RENDITION_SIZE, verification_rendition
-from .watermark import extract_from_rendition
+from .chaos import layout, scramble_bits
+from .dct import D8
+from .ecc import CODED_BITS, INFO_BITS, unpack, viterbi
+from .rendition import RENDITION_SIZE, luma_ref, verification_rendition
+from .template import template_peaks
+from .watermark import N_SLOTS, US, VS, clip_soft
 
-MAX_ANGLE = 3.0
-ANGLE_STEP = 0.25
+N = RENDITION_SIZE
+PAD = 2  # zero-padding factor of the search spectrum (half-bin resolution)
+TAPER = N // 16  # Tukey taper length on each side of the window
+BACKGROUND = 17  # local-mean window (in half bins) that whitens the spectrum
+
+# Search range: the original was SCALE_MIN..SCALE_MAX times the copy's size along each axis
+# (a crop keeping 50% of the width is 2.0; a copy with a small border added is < 1) and rotated
+# by at most MAX_ANGLE degrees.
+SCALE_MIN = 0.9
+SCALE_MAX = 2.0
+MAX_ANGLE = 5.0
+COARSE_LOG_STEP = 0.01
+COARSE_ANGLE_STEP = 0.5
+COARSE_BLUR = 1.5
+FINE_LOG_STEP = 0.002
+FINE_ANGLE_STEP = 0.1
+CANDIDATES = 6  # coarse local maxima refined
+MAX_CANDIDATES = 3  # refined geometries decoded (each costs 2**-32 of false acceptance)
+SUPERSAMPLE_MAX = 4
 
 
-def candidate_angles() -> list[float]:
-    """Search order: +-ANGLE_STEP, +-2*ANGLE_STEP, ... up to MAX_ANGLE degrees."""
-    n = int(round(MAX_ANGLE / ANGLE_STEP))
-    return [s * k * ANGLE_STEP for k in range(1, n + 1) for s in (1, -1)]
+# ---------------------------------------------------------------- geometry
 
 
-def unrotate(r256: np.ndarray, angle: float, height: int, width: int) -> np.ndarray:
-    """The rendition of the image before a rotation by ``angle`` degrees (counter-clockwise)."""
-    t = np.deg2rad(angle)
-    sx, sy = RENDITION_SIZE / width, RENDITION_SIZE / height
-    # PIL's rotate(angle) maps output pixel (x, y) to input (cx + c*dx - s*dy, cy + s*dx + c*dy)
-    # with y downwards; to undo it, sample the rotated copy at the forward-rotated position.
-    c, s = np.cos(t), np.sin(t)
-    m = np.array([[c, s], [-s, c]])
-    a = np.diag([sx, sy]) @ m @ np.diag([1 / sx, 1 / sy])
-    ctr = RENDITION_SIZE / 2
-    off = np.array([ctr, ctr]) - a @ np.array([ctr, ctr])
-    # rendition pixel centres sit at integer + 0.5
-    coeffs = (a[0, 0], a[0, 1], off[0], a[1, 0], a[1, 1], off[1])
-    im = Image.fromarray(np.asarray(r256, dtype=np.float32), mode="F")
-    out = im.transform((RENDITION_SIZE, RENDITION_SIZE), Image.AFFINE, coeffs, resample=Image.BICUBIC)
-    return np.clip(np.asarray(out) + 0.5, 0, 255).astype(np.uint8)
+def linear_part(sx: float, sy: float, theta: float, w: int, h: int) -> np.ndarray:
+    """A: original rendition coordinates -> copy rendition coordinates (continuous)."""
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c * sx, -s * sy * h / w], [s * sx * w / h, c * sy]])
+
+
+def moved_peaks(a: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Where the template frequencies f (rows fx, fy) appear in the copy: A^-T f."""
+    return f @ np.linalg.inv(a)
+
+
+# ---------------------------------------------------------------- spectrum and search
+
+
+def _window() -> np.ndarray:
+    t = np.ones(N)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(TAPER) + 0.5) / TAPER)
+    t[:TAPER] = ramp
+    t[-TAPER:] = ramp[::-1]
+    return np.outer(t, t)
+
+
+_WINDOW = _window()
+
+
+def whitened_power(rw: np.ndarray, pad: int, background: int) -> np.ndarray:
+    """Squared magnitude of the pad-times zero-padded half spectrum over its local mean.
+
+    Real input: only kx >= 0 is kept (rfft); lookups mirror (kx, ky) -> (-kx, -ky).
+    """
+    mag = np.abs(np.fft.rfft2(rw, s=(pad * N, pad * N)))
+    bg = uniform_filter(mag, background, mode=("wrap", "mirror"))
+    z = mag / (bg + 1e-9)
+    return (z * z).astype(np.float32)
+
+
+@njit(cache=True)
+def _grid_scores(power, pad, f, log_sx, log_sy, thetas, aspect):  # pragma: no cover - compiled
+    """Sum of power at the moved peaks for every (theta, sx, sy) on the grid (half spectrum).
+
+    With c, s = cos, sin(theta), ``A^-T = [[c/sx, -s*aspect/sy], [s/(aspect*sx), c/sy]]``: the
+    moved peak is linear in 1/sx and 1/sy.
+    """
+    n = power.shape[0]
+    width = power.shape[1]
+    m = f.shape[0]
+    out = np.zeros((thetas.shape[0], log_sx.shape[0], log_sy.shape[0]))
+    px = np.exp(-log_sx) * pad
+    py = np.exp(-log_sy) * pad
+    ax = np.empty(m)
+    ay = np.empty(m)
+    bx = np.empty(m)
+    by = np.empty(m)
+    for it in range(thetas.shape[0]):
+        c = np.cos(thetas[it])
+        s = np.sin(thetas[it])
+        for k in range(m):
+            ax[k] = c * f[k, 0]
+            ay[k] = s * f[k, 0] / aspect
+            bx[k] = -s * aspect * f[k, 1]
+            by[k] = c * f[k, 1]
+        for ix in range(log_sx.shape[0]):
+            p = px[ix]
+            for iy in range(log_sy.shape[0]):
+                q = py[iy]
+                acc = 0.0
+                for k in range(m):
+                    kx = int(np.floor(ax[k] * p + bx[k] * q + 0.5))
+                    ky = int(np.floor(ay[k] * p + by[k] * q + 0.5))
+                    if kx < 0:
+                        kx = -kx
+                        ky = -ky
+                    if kx < width:
+                        acc += power[ky % n, kx]
+                out[it, ix, iy] = acc
+    return out
+
+
+def _local_maxima(scores: np.ndarray, k: int) -> list[tuple[int, int, int]]:
+    """The k best grid points that are not within 2 steps of a better one."""
+    flat = scores.ravel()
+    top = np.argpartition(flat, -64 * k)[-64 * k :]
+    top = top[np.argsort(flat[top])[::-1]]
+    chosen: list[tuple[int, int, int]] = []
+    for i in top:
+        p = np.unravel_index(int(i), scores.shape)
+        if all(max(abs(p[d] - q[d]) for d in range(3)) > 2 for q in chosen):
+            chosen.append(tuple(int(v) for v in p))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def search(rw: np.ndarray, f: np.ndarray, w: int, h: int) -> list[tuple[float, float, float, float]]:
+    """Candidate (score, log sx, log sy, theta), best first: coarse grid then local refinement.
+
+    The coarse grid (1% in scale, 0.5 degree) runs on a blurred 1x spectrum, so that a peak
+    between grid points still counts; the refinement on the 2x spectrum, unblurred.
+    """
+    aspect = w / h
+    log_s = np.arange(np.log(SCALE_MIN), np.log(SCALE_MAX) + 1e-9, COARSE_LOG_STEP)
+    thetas = np.deg2rad(np.arange(-MAX_ANGLE, MAX_ANGLE + 1e-9, COARSE_ANGLE_STEP))
+    blurred = gaussian_filter(whitened_power(rw, 1, BACKGROUND // PAD), COARSE_BLUR / PAD, mode="wrap")
+    coarse = _grid_scores(blurred, 1, f, log_s, log_s, thetas, aspect)
+    power = whitened_power(rw, PAD, BACKGROUND)
+    out = []
+    half = COARSE_LOG_STEP
+    fine = np.arange(-half, half + 1e-9, FINE_LOG_STEP)
+    fine_t = np.deg2rad(np.arange(-COARSE_ANGLE_STEP, COARSE_ANGLE_STEP + 1e-9, FINE_ANGLE_STEP))
+    for it, ix, iy in _local_maxima(coarse, CANDIDATES):
+        lx, ly, t = log_s[ix] + fine, log_s[iy] + fine, thetas[it] + fine_t
+        sc = _grid_scores(power, PAD, f, lx, ly, t, aspect)
+        jt, jx, jy = np.unravel_index(int(np.argmax(sc)), sc.shape)
+        out.append((float(sc[jt, jx, jy]), float(lx[jx]), float(ly[jy]), float(t[jt])))
+    out.sort(reverse=True)
+    return out
+
+
+# ---------------------------------------------------------------- sub-bin refinement
+
+
+def dft_at(rw: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The DFT of rw at arbitrary (non-integer) frequencies g (rows gx, gy), cycles per N."""
+    idx = np.arange(N)
+    ex = np.exp(-2j * np.pi * np.outer(g[:, 0], idx) / N)
+    return np.sum(_row_dft(rw, g[:, 1]) * ex, axis=1)
+
+
+def _row_dft(rw: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """sum_y rw[y, :] * exp(-2 pi i gy y / N) for each gy, as two real matrix products."""
+    ang = 2 * np.pi * np.outer(gy, np.arange(N)) / N
+    return np.cos(ang) @ rw - 1j * (np.sin(ang) @ rw)
+
+
+REFINE_OFFSET = 0.3  # bins: spacing of the 3x3 DFT probe around each peak
+
+
+def peak_positions(rw: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each peak's sub-bin position (parabolic fit of |X|^2 on a 3x3 probe) and its energy."""
+    d = REFINE_OFFSET
+    steps = np.array([-d, 0.0, d])
+    idx = np.arange(N)
+    gy = (g[:, 1, None] + steps[None, :]).ravel()  # (3M,)
+    gx = g[:, 0, None] + steps[None, :]  # (M, 3)
+    rows = _row_dft(rw, gy).reshape(-1, 3, N)  # sum over y
+    ex = np.exp(-2j * np.pi * gx[:, :, None] * idx[None, None, :] / N)  # (M, 3, N)
+    e = np.abs(np.einsum("myn,mxn->myx", rows, ex)) ** 2  # [peak, dy, dx]
+    pos = g.copy()
+    for axis, col in ((2, 0), (1, 1)):
+        lo = np.take(e, 0, axis=axis).mean(axis=1)
+        mid = np.take(e, 1, axis=axis).mean(axis=1)
+        hi = np.take(e, 2, axis=axis).mean(axis=1)
+        curv = lo - 2 * mid + hi
+        step = np.where(curv < 0, 0.5 * (lo - hi) / np.where(curv < 0, curv, -1.0), 0.0)
+        pos[:, col] += d * np.clip(step, -1.0, 1.0)
+    return pos, e[:, 1, 1]
+
+
+def fit_parameters(
+    f: np.ndarray, pos: np.ndarray, weight: np.ndarray, start: tuple[float, float, float], w: int, h: int
+) -> tuple[float, float, float]:
+    """Weighted least squares of (log sx, log sy, theta) to the measured peak positions."""
+    p = np.array(start, dtype=np.float64)
+    sw = np.sqrt(weight / weight.max())
+    for _ in range(4):
+        base = moved_peaks(linear_part(np.exp(p[0]), np.exp(p[1]), p[2], w, h), f)
+        jac = np.empty((f.shape[0] * 2, 3))
+        for j in range(3):
+            q = p.copy()
+            q[j] += 1e-5
+            moved = moved_peaks(linear_part(np.exp(q[0]), np.exp(q[1]), q[2], w, h), f)
+            jac[:, j] = ((moved - base) / 1e-5).ravel()
+        res = (pos - base).ravel()
+        ww = np.repeat(sw, 2)
+        delta, *_ = np.linalg.lstsq(jac * ww[:, None], res * ww, rcond=None)
+        p += delta
+        if np.max(np.abs(delta)) < 1e-6:
+            break
+    return float(p[0]), float(p[1]), float(p[2])
+
+
+# ---------------------------------------------------------------- translation
+
+
+TRANSLATION_STEP = 0.5
+# The copy must lie inside the original up to this many rendition pixels on each side (a
+# rotation's corners, a thin border).
+TRANSLATION_MARGIN = 0.1 * N
+
+
+def translation(rw: np.ndarray, a: np.ndarray, f: np.ndarray, phases: np.ndarray) -> tuple[np.ndarray, float]:
+    """The offset b of ``copy = A @ original + b`` (continuous rendition coordinates) and its
+    coherence (the coherent sum over the sum of magnitudes, 1 for a perfect template).
+
+    The template's phase at moved peak g is ``phase + 2*pi*(g.(1/2 - b) - f/2)/N``, so
+    ``J(b) = Re sum_i X_i conj(expected_i(0)) exp(2*pi*i g_i.b/N)`` peaks at the true b. Range:
+    the copy's frame [0, N]^2 lies inside the original's image ``A [0, N]^2 + b``, up to
+    TRANSLATION_MARGIN; the grid is then refined by Newton steps.
+    """
+    g = moved_peaks(a, f)
+    x = dft_at(rw, g)
+    c = x * np.exp(-1j * (phases + 2 * np.pi * (g @ np.array([0.5, 0.5]) - f @ np.array([0.5, 0.5])) / N))
+    corners = a @ np.array([[0, N, 0, N], [0, 0, N, N]], dtype=np.float64)
+    lo = N - corners.max(axis=1) - TRANSLATION_MARGIN
+    hi = -corners.min(axis=1) + TRANSLATION_MARGIN
+    hi = np.maximum(hi, lo)
+    bx = np.arange(lo[0], hi[0] + TRANSLATION_STEP, TRANSLATION_STEP)
+    by = np.arange(lo[1], hi[1] + TRANSLATION_STEP, TRANSLATION_STEP)
+    ex = np.exp(2j * np.pi * np.outer(bx, g[:, 0]) / N)  # (nx, M)
+    ey = np.exp(2j * np.pi * np.outer(g[:, 1], by) / N)  # (M, ny)
+    j = np.real((ex * c[None, :]) @ ey)  # (nx, ny)
+    ix, iy = np.unravel_index(int(np.argmax(j)), j.shape)
+    b = np.array([bx[ix], by[iy]])
+    # sub-pixel: a few Newton steps on the smooth coherent sum
+    for _ in range(3):
+        ph = c * np.exp(2j * np.pi * (g @ b) / N)
+        k = 2 * np.pi * g / N
+        grad = -(np.imag(ph)[:, None] * k).sum(axis=0)
+        hess = -(np.real(ph)[:, None, None] * k[:, :, None] * k[:, None, :]).sum(axis=0)
+        try:
+            step = np.linalg.solve(hess, -grad)
+        except np.linalg.LinAlgError:
+            break
+        if np.max(np.abs(step)) > TRANSLATION_STEP:
+            break
+        b = b + step
+    total = np.real(np.sum(c * np.exp(2j * np.pi * (g @ b) / N)))
+    return b, float(total / (np.abs(c).sum() + 1e-12))
+
+
+# ---------------------------------------------------------------- re-alignment and decoding
+
+
+@njit(cache=True)
+def _warp_kernel(lum, m, b, ss, n):  # pragma: no cover - compiled
+    """Area-average of lum over each original rendition cell, mapped by ``copy = m @ u + b``.
+
+    Each cell is sampled ss x ss times by bilinear interpolation (pixel centres at j + 1/2);
+    ``valid`` is False for cells with any sample outside the copy.
+    """
+    h, w = lum.shape
+    out = np.zeros((n, n))
+    valid = np.ones((n, n), dtype=np.bool_)
+    inv = 1.0 / (ss * ss)
+    for i in range(n):
+        for k in range(n):
+            acc = 0.0
+            ok = True
+            for a in range(ss):
+                v = i + (a + 0.5) / ss
+                for c in range(ss):
+                    u = k + (c + 0.5) / ss
+                    x = m[0, 0] * u + m[0, 1] * v + b[0] - 0.5
+                    y = m[1, 0] * u + m[1, 1] * v + b[1] - 0.5
+                    if x < -0.5 or y < -0.5 or x > w - 0.5 or y > h - 0.5:
+                        ok = False
+                        continue
+                    x = min(max(x, 0.0), w - 1.0)
+                    y = min(max(y, 0.0), h - 1.0)
+                    x0 = min(int(x), max(w - 2, 0))
+                    y0 = min(int(y), max(h - 2, 0))
+                    x1 = min(x0 + 1, w - 1)
+                    y1 = min(y0 + 1, h - 1)
+                    fx = x - x0
+                    fy = y - y0
+                    top = lum[y0, x0] * (1.0 - fx) + lum[y0, x1] * fx
+                    bot = lum[y1, x0] * (1.0 - fx) + lum[y1, x1] * fx
+                    acc += top * (1.0 - fy) + bot * fy
+            out[i, k] = acc * inv
+            valid[i, k] = ok
+    return out, valid
+
+
+def realign(img: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The original's rendition frame resampled from the full-resolution copy, and its validity."""
+    lum = luma_ref(np.asarray(img)[..., :3] if np.asarray(img).ndim == 3 else np.asarray(img))
+    h, w = lum.shape
+    dc = np.diag([w / N, h / N])
+    m = dc @ a
+    cell = max(np.hypot(m[0, 0], m[1, 0]), np.hypot(m[0, 1], m[1, 1]))
+    ss = int(min(SUPERSAMPLE_MAX, max(1, np.ceil(cell))))
+    return _warp_kernel(lum.astype(np.float64), m, dc @ b, ss, N)
+
+
+def decode_aligned(r: np.ndarray, valid: np.ndarray, key: bytes) -> bytes | None:
+    """The payload of a re-aligned (float) rendition with masked blocks, or None."""
+    nb = N // 8
+    bvalid = valid.reshape(nb, 8, nb, 8).all(axis=(1, 3)).ravel()
+    if not bvalid.any():
+        return None
+    blocks = r.reshape(nb, 8, nb, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    c = (D8 @ blocks @ D8.T)[:, US, VS]
+    z = c / np.sqrt((c * c).mean(axis=1) + 1.0)[:, None] * bvalid[:, None]
+    unit, sign = layout(key, N_SLOTS, CODED_BITS)
+    soft = np.bincount(unit, weights=sign * z.ravel(), minlength=CODED_BITS)
+    soft = np.where(scramble_bits(key, CODED_BITS) == 1, -soft, soft)
+    scale = 4096.0 / max(float(np.median(np.abs(soft))), 1e-9)
+    return unpack(viterbi(clip_soft(np.round(soft * scale).astype(np.int64)), INFO_BITS), key)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def estimate_geometries(img: np.ndarray, key: bytes) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """Candidate (A, b, search score) mappings original rendition -> copy rendition, best first.
+
+    Lazy: each candidate is refined and its translation found only when asked for.
+    """
+    a_img = np.asarray(img)
+    h, w = a_img.shape[:2]
+    r = verification_rendition(a_img).astype(np.float64)
+    rw = (r - r.mean()) * _WINDOW
+    f, phases = template_peaks(key)
+    for score, lx, ly, t in search(rw, f, w, h):
+        a = linear_part(np.exp(lx), np.exp(ly), t, w, h)
+        pos, energy = peak_positions(rw, moved_peaks(a, f))
+        lx, ly, t = fit_parameters(f, pos, energy, (lx, ly, t), w, h)
+        a = linear_part(np.exp(lx), np.exp(ly), t, w, h)
+        b, _ = translation(rw, a, f, phases)
+        yield a, b, score
 
 
 def extract_with_sync(img: np.ndarray, key: bytes) -> bytes | None:
-    """Try small rotations of the copy's rendition; the payload or None."""
-    a = np.asarray(img)
-    r = verification_rendition(a)
-    h, w = a.shape[:2]
-    for angle in candidate_angles():
-        payload = extract_from_rendition(unrotate(r, angle, h, w), key)
+    """Find the template, re-align the copy and decode; the payload or None."""
+    for a, b, _ in islice(estimate_geometries(img, key), MAX_CANDIDATES):
+        payload = decode_aligned(*realign(img, a, b), key)
         if payload is not None:
             return payload
     return None

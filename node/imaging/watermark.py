@@ -35,6 +35,8 @@ fixed-point chaos. Embedding may use floats: its result is what gets registered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import njit
 
@@ -205,7 +207,7 @@ def embed_units(
     targets: np.ndarray,
     strength: float = DEFAULT_STRENGTH,
     iterations: int = EMBED_ITERATIONS,
-    initial: np.ndarray | None = None,
+    initial: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Closed-loop informed embedding of one sign (+1/-1, 0 = leave alone) per unit.
 
@@ -214,9 +216,10 @@ def embed_units(
     ``strength`` in the direction of its target. (Leaving the costliest units to the code
     instead was measured to fail: a few percent of confident errors overwhelm it.)
 
-    ``initial`` is a 256x256 rendition-domain change applied first (the synchronisation
-    template); the loop then measures and corrects the units on top of it, so whatever the
-    template adds to the payload's coefficients is cancelled like any other host content.
+    ``initial`` maps the host's rendition to a 256x256 rendition-domain change applied first
+    (the synchronisation template); the loop then measures and corrects the units on top of
+    it, so whatever the template adds to the payload's coefficients is cancelled like any
+    other host content.
     """
     a = np.asarray(img)
     if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
@@ -234,7 +237,7 @@ def embed_units(
     share = w_slot / w_unit[unit]
     total = np.zeros((RENDITION_SIZE, RENDITION_SIZE), dtype=np.float64)
     if initial is not None:
-        total += initial
+        total += initial(r)
         out = apply_delta(base, total)
         r = verification_rendition(out)
     for it in range(iterations):

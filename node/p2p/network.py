@@ -49,7 +49,15 @@ from node.p2p.api import (
 )
 from node.p2p.config import NetworkConfig, load_or_create_node_key, peer_id_of
 from node.p2p.gossip import TOPICS, GossipCounters, TopicPipeline, full_topic
-from node.p2p.host import ByteMeter, GuardedPubsub, build_gossipsub, build_host, guard_stream_handlers
+from node.p2p.host import (
+    ByteMeter,
+    GuardedPubsub,
+    build_gossipsub,
+    build_host,
+    cache_advertised_addrs,
+    check_port_free,
+    guard_stream_handlers,
+)
 from node.p2p.reqresp import RequestServer, send_request
 from node.p2p.scoring import PeerScores
 
@@ -77,13 +85,36 @@ _DIAL_TIMEOUT = 5.0
 _REDIAL_BACKOFF_MIN = 1.0
 _REDIAL_BACKOFF_MAX = 30.0
 _SHORT_LIVED = 10.0
+_SHUTDOWN_TIMEOUT = 3.0
 _DHT_REFRESH_INTERVAL = 30.0
 _DHT_REFRESH_TIMEOUT = 15.0
 # Extra connections py-libp2p may hold beyond our limits (DHT queries in their grace period).
 _CONNECTION_SLACK = 16
-# publish() waits while a recipient's outbound queue is this full, at most _PUBLISH_WAIT_MAX.
+# publish() waits while a recipient's outbound queue is this full (see _wait_for_outbound_room).
 _QUEUE_HIGH_WATER = 0.75
 _PUBLISH_WAIT_MAX = 2.0
+_STALL_AFTER = 0.25  # a full queue that has not shrunk for this long belongs to a stalled peer
+
+
+async def _close_host(host: IHost) -> None:
+    """Release the listening port and close connections, even though we are being cancelled.
+
+    py-libp2p's own shutdown runs unshielded awaits in ``finally`` blocks, so a cancelled host
+    leaks its listening socket (a restarted node then cannot bind its port) and closes
+    connections one by one with a 0.1 s sleep each. Listeners first, then connections in parallel.
+    """
+    swarm: Any = host.get_network()
+    with trio.move_on_after(_SHUTDOWN_TIMEOUT, shield=True):
+        for listener in list(swarm.listeners.values()):
+            try:
+                await listener.close()
+            except Exception:
+                log.debug("closing a listener failed", exc_info=True)
+        swarm.listeners.clear()
+        async with trio.open_nursery() as nursery:
+            for conns in list(swarm.connections.values()):
+                for conn in list(conns):
+                    nursery.start_soon(Network._close_conn, conn)
 
 
 def parse_peer_multiaddr(addr: str) -> tuple[str, multiaddr.Multiaddr]:
@@ -104,6 +135,7 @@ class _Conn:
     since: float  # unix time, for display
     since_mono: float
     requested: bool  # we dialed it on purpose (bootnode, reserved, top-up, connect())
+    closing: bool = False  # we decided to close it; no longer counts against the limits
 
 
 @dataclass
@@ -184,6 +216,7 @@ class Network:
         self._conns: dict[str, _Conn] = {}
         self._dialing: set[str] = set()
         self._backoff: dict[str, _Backoff] = {}
+        self._stalled: set[ID] = set()  # peers whose outbound gossip queue stopped draining
         self._host: IHost | None = None
         self._pubsub: GuardedPubsub | None = None
         self._dht: KadDHT | None = None
@@ -199,6 +232,8 @@ class Network:
         if self._host is not None:
             raise RuntimeError("Network.run() is already running")
         cfg = self.config
+        for addr in self._listen_maddrs:
+            check_port_free(addr)
         host = build_host(
             self._key_pair,
             self._listen_maddrs,
@@ -224,6 +259,10 @@ class Network:
         try:
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(host.run(self._listen_maddrs))
+                stack.push_async_callback(_close_host, host)  # after pubsub/DHT stop, before host.run exits
+                if not host.get_transport_addrs():  # py-libp2p logs listen failures and carries on
+                    raise OSError(f"could not listen on any of {', '.join(cfg.listen_addrs)}")
+                cache_advertised_addrs(host)
                 await stack.enter_async_context(background_trio_service(pubsub))
                 await stack.enter_async_context(background_trio_service(gossipsub))
                 if dht is not None:
@@ -284,13 +323,35 @@ class Network:
     async def _wait_for_outbound_room(
         self, pubsub: GuardedPubsub, topic: str, counters: GossipCounters
     ) -> None:
+        """Wait while a recipient's py-libp2p outbound queue is nearly full and draining.
+
+        A peer whose queue stops draining (a stalled or hostile reader) is marked stalled and no
+        longer waited for, until its queue has room again; otherwise one such peer would throttle
+        all our publishing. Messages to a stalled peer are dropped by py-libp2p (and counted).
+        """
         router: Any = pubsub.router
         high_water = max(1, int(self.config.outbound_queue_size * _QUEUE_HIGH_WATER))
-        deadline = trio.current_time() + _PUBLISH_WAIT_MAX
+        recipients = set(router.mesh.get(topic, ())) | set(router.fanout.get(topic, ()))
+        started = last_progress = trio.current_time()
+        previous: dict[ID, int] = {}
         waited = False
-        while trio.current_time() < deadline:
-            recipients = set(router.mesh.get(topic, ())) | set(router.fanout.get(topic, ()))
-            if all(len(pubsub.peer_queues.get(p, ())) < high_water for p in recipients):
+        while True:
+            full = {}
+            for peer in recipients:
+                queued = len(pubsub.peer_queues.get(peer, ()))
+                if queued < high_water:
+                    self._stalled.discard(peer)
+                elif peer not in self._stalled:
+                    full[peer] = queued
+            if not full:
+                break
+            now = trio.current_time()
+            if any(queued < previous.get(peer, queued + 1) for peer, queued in full.items()):
+                last_progress = now
+            previous = full
+            if now - last_progress > _STALL_AFTER or now - started > _PUBLISH_WAIT_MAX:
+                log.debug("outbound queues of %s are not draining; no longer waiting for them", list(full))
+                self._stalled.update(full)
                 break
             waited = True
             await trio.sleep(0.002)
@@ -592,12 +653,23 @@ class Network:
         return self.config.reserved_only and peer_id not in self._reserved
 
     def _inbound_count(self) -> int:
-        return sum(1 for p, c in self._conns.items() if c.direction == "inbound" and p not in self._reserved)
+        return self._count("inbound")
 
     def _outbound_count(self) -> int:
-        return sum(1 for p, c in self._conns.items() if c.direction == "outbound" and p not in self._reserved)
+        return self._count("outbound")
+
+    def _count(self, direction: str) -> int:
+        """Connections of one direction that count against the limit (reserved ones do not)."""
+        return sum(
+            1
+            for p, c in self._conns.items()
+            if c.direction == direction and not c.closing and p not in self._reserved
+        )
 
     def _disconnect_soon(self, peer_id: str, reason: str) -> None:
+        state = self._conns.get(peer_id)
+        if state is not None:
+            state.closing = True
         if self._nursery is not None:
             self._nursery.start_soon(self._close_peer, peer_id, reason)
 
@@ -619,6 +691,9 @@ class Network:
             await self._host.disconnect(ID.from_base58(peer_id))
         except Exception:
             log.debug("closing connection to %s (%s) failed", peer_id, reason, exc_info=True)
+            state = self._conns.get(peer_id)
+            if state is not None:
+                state.closing = False  # still connected: count it again, retry next time
 
     # ----------------------------------------------------------------- dialing and discovery
 
@@ -626,6 +701,8 @@ class Network:
         """Dial reserved nodes and as many bootnodes as the outbound limit allows, then seed and
         refresh the DHT (which dials the peers the bootnodes know about)."""
         bootnodes = [p for p, _ in self._bootnodes if p not in self._reserved and p != self.peer_id]
+        if self.config.reserved_only:
+            bootnodes = []
         random.shuffle(bootnodes)  # so that a fleet of nodes does not all pick the same ones
         wanted = list(self._reserved) + bootnodes[: self.config.max_outbound]
         async with trio.open_nursery() as nursery:
@@ -676,6 +753,7 @@ class Network:
                 (c.since_mono, p)
                 for p, c in self._conns.items()
                 if c.direction == "outbound"
+                and not c.closing
                 and not c.requested
                 and p not in self._reserved
                 and c.since_mono < grace_end

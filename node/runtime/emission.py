@@ -13,8 +13,10 @@ significant digits, ROUND_HALF_EVEN, explicit exponent limits): ``x = ln(c) * g 
 ``rate = exp(-x)``. `Decimal.ln`, `Decimal.exp`, `multiply` and `divide` are each correctly
 rounded by specification (libmpdec and the pure-Python `_pydecimal` agree), so every machine
 computes the same digits; the thread's ambient decimal context is never used. The reward is
-``floor(reward_unit * rate)`` in base units (1e-18 IMG). Relative error of the rate is below
-1e-50 (tested against mpmath at 1e-12).
+``floor(reward_unit * rate)`` in base units (1e-18 IMG), the product first rounded to 1e-20 of a
+base unit so that exact values (g = 3/4 cap gives 5**-3 = 0.008) are not floored one unit low.
+Relative error of the rate is below 1e-50 (tested against mpmath at 1e-12); every reward is
+within one base unit of the exact value.
 
 Why ``generated`` never reaches ``cap`` (with d = cap - g the remaining amount, c >= 2 and the
 genesis condition ``reward_unit * c ** (1 - cap / reward_unit) < 1``, checked by
@@ -63,6 +65,9 @@ RATE_SCALE = 10**36
 DECIMAL_DIGITS = 60
 # exp(-230) < 1e-99: below this the rate is reported (and paid) as exactly 0.
 MAX_EXPONENT = 230
+# Products are rounded to this before flooring (see `_floor`); values stay below 1e37, so the
+# 60-digit context holds them exactly at this quantum.
+GUARD = Decimal("1E-20")
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,9 @@ class EmissionParams:
     @classmethod
     def from_wire(cls, obj: Any) -> EmissionParams:
         cap, unit, constant = expect_list(obj, 3, "emission params")
-        return cls(u128_from_bytes(cap), u128_from_bytes(unit), expect_int(constant, 2**32, "emission constant"))
+        return cls(
+            u128_from_bytes(cap), u128_from_bytes(unit), expect_int(constant, 2**32, "emission constant")
+        )
 
     def check(self) -> None:
         """Raise ValueError unless the parameters make the no-reach proof (module doc) hold."""
@@ -88,7 +95,10 @@ class EmissionParams:
         ctx = _context()
         # reward_unit * c ** (1 - cap / reward_unit) < 1  <=>  ln(unit) + (1 - cap/unit) ln(c) < 0
         exponent = ctx.subtract(Decimal(1), ctx.divide(Decimal(self.cap), Decimal(self.reward_unit)))
-        if ctx.add(ctx.ln(Decimal(self.reward_unit)), ctx.multiply(exponent, ctx.ln(Decimal(self.constant)))) >= 0:
+        if (
+            ctx.add(ctx.ln(Decimal(self.reward_unit)), ctx.multiply(exponent, ctx.ln(Decimal(self.constant))))
+            >= 0
+        ):
             raise ValueError("emission reward_unit is too large for its cap: generated could reach the cap")
 
 
@@ -140,15 +150,22 @@ def rate(params: EmissionParams, g: int) -> Decimal:
     return ctx.exp(ctx.minus(x))
 
 
+def _floor(ctx: decimal.Context, value: Decimal) -> int:
+    """floor(value) after rounding it to 1e-20: the 60-digit value of an exact integer such as
+    1 IMG * 5**-3 may lie 1e-40 below it, and flooring that directly would lose one unit."""
+    return int(ctx.quantize(value, GUARD).to_integral_value(rounding=ROUND_FLOOR))
+
+
 def rate_fixed(params: EmissionParams, g: int) -> int:
     """floor(rate(g) * RATE_SCALE): the rate as an integer numerator over RATE_SCALE."""
-    return int(_context().multiply(rate(params, g), Decimal(RATE_SCALE)).to_integral_value(rounding=ROUND_FLOOR))
+    ctx = _context()
+    return _floor(ctx, ctx.multiply(rate(params, g), Decimal(RATE_SCALE)))
 
 
 def reward_amount(params: EmissionParams, g: int) -> int:
     """floor(reward_unit * rate(g)) base units, clamped to keep g below the cap (module doc)."""
-    exact = _context().multiply(Decimal(params.reward_unit), rate(params, g))
-    amount = int(exact.to_integral_value(rounding=ROUND_FLOOR))
+    ctx = _context()
+    amount = _floor(ctx, ctx.multiply(Decimal(params.reward_unit), rate(params, g)))
     return max(0, min(amount, params.cap - g - 1))
 
 

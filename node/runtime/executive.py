@@ -25,7 +25,19 @@ from dataclasses import dataclass
 from enum import Enum
 
 from node.codec import DecodeError
-from node.runtime import aura, balances, offences, sudo, system, timestamp, vesting
+from node.runtime import (
+    aura,
+    balances,
+    copyright,
+    emission,
+    licensing,
+    offences,
+    pod,
+    sudo,
+    system,
+    timestamp,
+    vesting,
+)
 from node.runtime.overlay import BaseGet, Overlay
 from node.runtime.support import (
     NONE,
@@ -33,6 +45,7 @@ from node.runtime.support import (
     CallSpec,
     DispatchError,
     Event,
+    InvalidCall,
     Origin,
     OriginKind,
 )
@@ -42,9 +55,13 @@ SPEC_NAME = "imagechain"
 SPEC_VERSION = 1
 
 # The runtime's modules, in dispatch and hook order. A new module is added here and nowhere else.
-MODULES = (system, timestamp, aura, balances, vesting, offences, sudo)
+MODULES = (system, timestamp, aura, balances, vesting, offences, sudo, emission, pod, copyright, licensing)
 
 CALLS: dict[str, CallSpec] = {spec.full_name: spec for module in MODULES for spec in module.CALLS}
+# Validity hooks: `validate_call(get, genesis_hash, signer, function, args)` of the modules that
+# have one, run for every signed call (pool and block) after the fee check. A call whose own
+# arguments carry a proof that fails (a registration's rendition) is invalid, like a bad signature.
+CALL_VALIDATORS = {module.MODULE: module.validate_call for module in MODULES if hasattr(module, "validate_call")}
 
 INHERENT_CALLS = ("timestamp.set",)
 # Unsigned extrinsics that prove themselves (their `validate_unsigned` check replaces a signature).
@@ -69,6 +86,7 @@ class InvalidReason(Enum):
     EXHAUSTS_RESOURCES = "ExhaustsResources"
     MANDATORY = "BadInherent"
     BAD_UNSIGNED = "InvalidUnsignedProof"
+    BAD_CALL = "InvalidCall"
 
 
 class InvalidTransaction(Exception):
@@ -179,6 +197,12 @@ def check_signed(
     fee = system.fee_for(params, length, spec.weight) + extra.tip
     if account.free < fee or account.free - fee < params.existential_deposit:
         raise InvalidTransaction(InvalidReason.CANNOT_PAY, f"fee {fee} exceeds free balance {account.free}")
+    validator = CALL_VALIDATORS.get(spec.module)
+    if validator is not None:
+        try:
+            validator(get, genesis_hash, sender, spec.name, args)
+        except InvalidCall as exc:
+            raise InvalidTransaction(InvalidReason.BAD_CALL, f"{spec.full_name}: {exc}") from exc
     return CheckedExtrinsic(extrinsic, spec, args, length, sender, fee), account
 
 
@@ -276,7 +300,7 @@ def _dispatch(ctx: BlockContext, checked: CheckedExtrinsic, origin: Origin) -> b
     except DispatchError as error:
         ctx.state.rollback()
         del ctx.events[events_before:]
-        ctx.emit("system", "ExtrinsicFailed", f"{error.module}.{error.error}")
+        ctx.emit("system", "ExtrinsicFailed", f"{error.module}.{error.error}", *error.detail)
         return False
     ctx.state.commit()
     ctx.emit("system", "ExtrinsicSuccess")

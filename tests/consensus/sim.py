@@ -26,8 +26,8 @@ from node.consensus.finality import (
     Broadcast,
     CatchUp,
     EquivocationProof,
-    Finalize,
     FinalityVoter,
+    Finalize,
     Justification,
     Penalize,
     ReportEquivocation,
@@ -168,6 +168,7 @@ class SimNode:
     byz_done: set[tuple[int, int]] = field(default_factory=set)
     byz_round_seen: dict[int, int] = field(default_factory=dict)
     sent_votes: list[SignedVote] = field(default_factory=list)  # what a node persists before sending
+    equivocated_at: list[int] = field(default_factory=list)  # Byzantine: times it sent conflicting pairs
 
     @property
     def finalized_number(self) -> int:
@@ -186,7 +187,11 @@ class SimConfig:
     drop: float = 0.0
     late_block: float = 0.0  # chance a block reaches a node late (makes forks)
     late_block_ms: int = 1500
+    fork: float = 0.0  # chance an honest author builds beside the head (as if it missed the last block)
     fanout: int = 3  # gossip: peers each node relays a new vote to
+    # Byzantine voters per (round, stage): "equivocate" (different votes to two halves),
+    # "conflict" (one vote for a head off the honest choice), or "mixed" (either, or silence)
+    byzantine_mode: str = "equivocate"
     verify_justifications: bool = True
     seed: int = 0
 
@@ -387,6 +392,8 @@ class Sim:
             for position, dst in enumerate(others):
                 self._send_block(author, dst, blocks[0] if position < half else blocks[1])
             return
+        if parent.number > 0 and self.rng.random() < self.config.fork:
+            parent = node.chain.known[parent.parent_hash]
         block = make_block(parent, slot, author)
         self.tree.add(block)
         self._import(node, [block])
@@ -451,7 +458,13 @@ class Sim:
             if isinstance(action, Broadcast):
                 assert not node.byzantine, "an observer voter must never vote"
                 if not action.rebroadcast:
-                    node.sent_votes.append(action.vote)
+                    vote = action.vote
+                    assert not any((v.round, v.stage) == (vote.round, vote.stage) for v in node.sent_votes), (
+                        f"node {node.index} signed twice in round {vote.round} {vote.stage.name}"
+                    )
+                    node.sent_votes.append(vote)
+                else:
+                    assert action.vote in node.sent_votes, "a rebroadcast must re-send a vote already sent"
                 node.seen.add(action.vote)
                 self._gossip_vote(node.index, action.vote)
             elif isinstance(action, Finalize):
@@ -469,7 +482,9 @@ class Sim:
     def _on_finalize(self, node: SimNode, action: Finalize) -> None:
         previous = node.finalized_log[-1] if node.finalized_log else (0, GENESIS_HASH, 0)
         assert action.number > previous[2], "finality went backwards"
-        assert node.chain.is_descendant(action.hash, previous[1]), "a node finalized a block off its own chain"
+        assert node.chain.is_descendant(action.hash, previous[1]), (
+            "a node finalized a block off its own chain"
+        )
         if self.config.verify_justifications and not node.byzantine:
             verify_justification(action.justification, self.voter_keys, 0, GENESIS_HASH)
         node.finalized_log.append((self.now, action.hash, action.number))
@@ -477,7 +492,14 @@ class Sim:
         key = ("j", action.justification.round, action.justification.target_hash)
         node.seen.add(key)
         for other in self.nodes:
-            self._send(node.index, other.index, self._receive_justification, other.index, action.justification, node.index)
+            self._send(
+                node.index,
+                other.index,
+                self._receive_justification,
+                other.index,
+                action.justification,
+                node.index,
+            )
 
     # -- Byzantine behaviour --------------------------------------------------------------------
 
@@ -488,21 +510,36 @@ class Sim:
         round_number = voter.round
         start = node.byz_round_seen.setdefault(round_number, self.now)
         honest = [n.index for n in self.honest]
-        for stage, due in ((Stage.PREVOTE, start + self.config.round_ms // 4), (Stage.PRECOMMIT, start + self.config.round_ms // 2)):
+        for stage, due in (
+            (Stage.PREVOTE, start + self.config.round_ms // 4),
+            (Stage.PRECOMMIT, start + self.config.round_ms // 2),
+        ):
             if (round_number, stage) in node.byz_done or self.now < due:
                 continue
             node.byz_done.add((round_number, stage))
             first, second = self._conflicting_targets(node, stage)
             rng = random.Random(f"{self.config.seed}:{node.index}:{round_number}:{int(stage)}")
+            mode = self.config.byzantine_mode
+            if mode == "mixed":
+                mode = rng.choice(["equivocate", "equivocate", "conflict", "silent"])
+            if mode == "silent":
+                continue
             order = honest[:]
             rng.shuffle(order)
             half = len(order) // 2
-            for target, peers in ((first, order[:half]), (second, order[half:])):
+            plan = (
+                [(second, order)] if mode == "conflict" else [(first, order[:half]), (second, order[half:])]
+            )
+            if len(plan) == 2 and first != second:
+                node.equivocated_at.append(self.now)
+            for target, peers in plan:
                 vote = SignedVote.sign(node.keypair, GENESIS_HASH, 0, round_number, stage, Vote(*target))
                 for dst in peers:
                     self._send(node.index, dst, self._receive_vote, dst, vote, node.index)
 
-    def _conflicting_targets(self, node: SimNode, stage: Stage) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    def _conflicting_targets(
+        self, node: SimNode, stage: Stage
+    ) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
         chain = node.chain
         heads = sorted(chain.leaves, key=lambda leaf: (-chain.known[leaf].number, leaf))
         best = chain.best()
@@ -511,11 +548,19 @@ class Sim:
             ghost = (voter_round := node.voter.round_state(node.voter.round)) and voter_round.prevote_ghost
             if ghost:
                 first = ghost
-        others = [leaf for leaf in heads if not chain.is_descendant(leaf, first[0]) and not chain.is_descendant(first[0], leaf)]
+        others = [
+            leaf
+            for leaf in heads
+            if not chain.is_descendant(leaf, first[0]) and not chain.is_descendant(first[0], leaf)
+        ]
         if others:
             second_hash = others[0]
         elif best.number > 0:
-            second_hash = best.parent_hash if best.parent_hash != first[0] else chain.known[best.parent_hash].parent_hash
+            second_hash = (
+                best.parent_hash
+                if best.parent_hash != first[0]
+                else chain.known[best.parent_hash].parent_hash
+            )
             if best.number < 2:
                 second_hash = GENESIS_HASH
         else:
@@ -529,7 +574,9 @@ class Sim:
 
     def assert_safety(self) -> None:
         """Every block any honest node finalized lies on one chain."""
-        finalized = sorted({(number, block) for node in self.honest for _, block, number in node.finalized_log})
+        finalized = sorted(
+            {(number, block) for node in self.honest for _, block, number in node.finalized_log}
+        )
         for (_, lower), (_, higher) in zip(finalized, finalized[1:], strict=False):
             assert self.tree.is_ancestor(lower, higher), "two honest nodes finalized conflicting blocks"
 

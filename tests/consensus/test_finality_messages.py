@@ -29,13 +29,20 @@ KEYS = [sim_keypair(i) for i in range(4)]
 
 def signed(voter: int, stage: Stage, block_index: int, round_number: int = 3, set_id: int = 1) -> SignedVote:
     block = BLOCKS[block_index]
-    return SignedVote.sign(KEYS[voter], GENESIS_HASH, set_id, round_number, stage, Vote(block.hash, block.number))
+    return SignedVote.sign(
+        KEYS[voter], GENESIS_HASH, set_id, round_number, stage, Vote(block.hash, block.number)
+    )
 
 
 def samples() -> list[object]:
     prevote, precommit = signed(0, Stage.PREVOTE, 2), signed(1, Stage.PRECOMMIT, 1)
     justification = Justification(
-        3, 1, BLOCKS[0].hash, 1, (precommit, signed(2, Stage.PRECOMMIT, 2)), (BLOCKS[1].encode(), BLOCKS[2].encode())
+        3,
+        1,
+        BLOCKS[0].hash,
+        1,
+        (precommit, signed(2, Stage.PRECOMMIT, 2)),
+        (BLOCKS[1].encode(), BLOCKS[2].encode()),
     )
     proof = EquivocationProof(1, 3, Stage.PREVOTE, prevote, signed(0, Stage.PREVOTE, 1))
     catch_up = CatchUp(1, 3, (prevote,), (precommit,))
@@ -79,7 +86,14 @@ def test_round_trip(message: object) -> None:
 
 def test_encodings_are_fixed_order_arrays() -> None:
     vote = signed(0, Stage.PREVOTE, 2)
-    assert msgpack.unpackb(vote.encode()) == [3, 1, 0, [BLOCKS[2].hash, 3], KEYS[0].public.data, vote.signature]
+    assert msgpack.unpackb(vote.encode()) == [
+        3,
+        1,
+        0,
+        [BLOCKS[2].hash, 3],
+        KEYS[0].public.data,
+        vote.signature,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -181,7 +195,9 @@ def test_structured_garbage_only_raises_decode_error(value: object) -> None:
 
 @FUZZ
 @given(field=st.integers(0, 5), replacement=msgpack_values)
-def test_a_vote_with_any_field_replaced_decodes_or_raises_decode_error(field: int, replacement: object) -> None:
+def test_a_vote_with_any_field_replaced_decodes_or_raises_decode_error(
+    field: int, replacement: object
+) -> None:
     wire = signed(0, Stage.PREVOTE, 2).to_wire()
     wire[field] = replacement
     try:

@@ -34,17 +34,21 @@ def test_a_damaged_key_file_is_an_error_not_a_new_identity(tmp_path: Path) -> No
     assert path.read_bytes() == b"short"
 
 
-async def test_same_peer_id_after_restart(tmp_path: Path) -> None:
-    config = make_config(tmp_path, name="restart")
-    ids = []
+async def test_restart_keeps_the_peer_id_and_frees_the_port(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """A node stopped by cancellation (with a live connection) can restart on the same port at
+    once, under the same peer id, and its peers reconnect to it."""
+    other, _ = await start_network(nursery, tmp_path)
+    ids, listen = [], ["/ip4/127.0.0.1/tcp/0"]
     for _ in range(2):
-        async with trio.open_nursery() as nursery:
-            network, _ = await start_network(nursery, tmp_path, name="restart")
+        async with trio.open_nursery() as inner:
+            network, _ = await start_network(inner, tmp_path, name="restart", listen_addrs=listen)
             ids.append(network.peer_id)
             assert network.listen_addrs[0].endswith(f"/p2p/{network.peer_id}")
-            nursery.cancel_scope.cancel()
+            await other.connect(network.listen_addrs[0])
+            listen = [network.listen_addrs[0].split("/p2p/")[0]]
+            inner.cancel_scope.cancel()
         assert not network.running and network.listen_addrs == []
-    assert ids[0] == ids[1] == Network(config, RecordingHandler()).peer_id
+    assert ids[0] == ids[1] == Network(make_config(tmp_path, name="restart"), RecordingHandler()).peer_id
 
 
 def test_config_validation(tmp_path: Path) -> None:
@@ -66,3 +70,13 @@ def test_parse_peer_multiaddr() -> None:
     for bad in ("garbage", "/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/4001/p2p/notapeer"):
         with pytest.raises(ValueError):
             parse_peer_multiaddr(bad)
+
+
+async def test_a_busy_port_is_an_error(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """py-libp2p binds with SO_REUSEPORT and would happily share the port with another node."""
+    first, _ = await start_network(nursery, tmp_path)
+    port = first.listen_addrs[0].split("/tcp/")[1].split("/")[0]
+    second = Network(make_config(tmp_path, listen_addrs=[f"/ip4/127.0.0.1/tcp/{port}"]), RecordingHandler())
+    with pytest.raises(OSError, match="Address already in use"):
+        await second.run()
+    assert not second.running

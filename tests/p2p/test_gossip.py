@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from libp2p.peer.id import ID
 
 from node.p2p.network import GossipTooLarge, Network, NetworkNotRunning, UnknownTopic, Verdict
 from tests.p2p.helpers import (
@@ -194,3 +196,72 @@ async def test_publish_errors(tmp_path: Path) -> None:
     with pytest.raises(UnknownTopic):
         await network.publish("blockz", b"x")
     assert network.topic("votes") == "/imagechain/" + bytes(range(32)).hex() + "/votes"
+
+
+async def test_publish_waits_for_a_full_outbound_queue_instead_of_dropping(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """py-libp2p drops RPCs silently when a peer's outbound queue is full; publish() must wait.
+
+    With a 4-slot queue, publishing in a tight loop fills it; without the wait most of these
+    messages are lost (measured: the receivers never get all 300).
+    """
+    a, _ = await start_network(nursery, tmp_path, outbound_queue_size=4)
+    receivers = [await start_network(nursery, tmp_path) for _ in range(2)]
+    for network, _ in receivers:
+        await network.connect(a.listen_addrs[0])
+    await wait_for_mesh([a], "tx", {a: 2})
+    payloads = [b"%d:" % k + b"x" * 2000 for k in range(300)]
+    for payload in payloads:
+        await a.publish("tx", payload)
+    for _, handler in receivers:
+        await wait_until(lambda h=handler: len(h.gossip) == 300, timeout=20, what="all 300 messages")
+        assert handler.received("tx") == {p: 1 for p in payloads}
+    assert a.gossip_counters["tx"].publish_waits > 0
+    assert a.stats()["outbound_rpc_drops"] == 0
+
+
+async def test_publish_stops_waiting_for_a_peer_whose_queue_does_not_drain(tmp_path: Path) -> None:
+    """The outbound-queue wait in isolation: a draining queue is waited for, a stuck one is not.
+
+    (A py-libp2p peer that stops reading cannot be staged in-process: its muxer keeps granting
+    window, so this drives the wait with stand-in queues.)
+    """
+    network = Network(make_config(tmp_path, outbound_queue_size=8), RecordingHandler())
+    topic = network.topic("tx")
+    draining, stuck = ID(b"draining"), ID(b"stuck")
+
+    class FakeRouter:
+        mesh = {topic: {draining, stuck}}
+        fanout: dict[str, set[ID]] = {}
+
+    class FakePubsub:
+        router = FakeRouter()
+        peer_queues = {draining: [0] * 8, stuck: [0] * 8}
+
+    pubsub: Any = FakePubsub()
+    counters = network.gossip_counters["tx"]
+
+    async def drain() -> None:
+        while pubsub.peer_queues[draining]:
+            await trio.sleep(0.05)
+            pubsub.peer_queues[draining].pop()
+
+    async with trio.open_nursery() as background:
+        background.start_soon(drain)
+        started = trio.current_time()
+        await network._wait_for_outbound_room(pubsub, topic, counters)
+        waited = trio.current_time() - started
+    # Waited for the draining peer (until below 6 of 8), gave up on the stuck one after 0.25 s
+    # without progress, well before the 2 s cap.
+    assert len(pubsub.peer_queues[draining]) < 6
+    assert 0.3 < waited < 1.5
+    assert network._stalled == {stuck}
+    assert counters.publish_waits == 1
+
+    started = trio.current_time()
+    await network._wait_for_outbound_room(pubsub, topic, counters)
+    assert trio.current_time() - started < 0.05  # the stalled peer is not waited for again
+    pubsub.peer_queues[stuck] = []
+    await network._wait_for_outbound_room(pubsub, topic, counters)
+    assert network._stalled == set()  # it drained: waited for again from now on

@@ -142,6 +142,7 @@ async def test_reserved_node_is_exempt_from_limits_and_redialed(
     assert node.peers()[0].reserved
 
     reserved_nursery.cancel()
+    await wait_until(lambda: not reserved.running, what="the reserved node to stop")
     await wait_until(lambda: not node.is_connected(reserved.peer_id), what="the reserved node to go away")
     reserved_nursery = trio.CancelScope()
     restarted: Network = await nursery.start(run_reserved, port)
