@@ -36,7 +36,28 @@ round) makes us jump to round R+1, without voting in the rounds skipped, once mo
 vote in R: peers still in R may need our votes there to leave it.
 
 Memory is bounded: rounds outside [current - PAST_ROUNDS, current + FUTURE_ROUNDS] (plus one
-catch-up round) are dropped, and each round holds at most two votes per voter and stage.
+catch-up round and the round after it) are dropped, and each round holds at most two votes per
+voter and stage, plus one pending justification.
+
+What the node around it does (the contract the tests' simulation follows):
+
+* gossip: hand every vote to `on_vote`, including copies already seen (duplicates cost no
+  signature check); forward it unless the answer holds a `Penalize`. Send `Broadcast` votes; a
+  `rebroadcast=True` one must reach peers even if they saw it before;
+* persist each `Broadcast` vote (not a rebroadcast) before sending it, and on every round
+  change the round number and `catch_up()`; after a restart build the voter with
+  `start_round` = the persisted round, then feed the persisted catch-up to `on_catch_up` and the
+  persisted votes of that round to `on_vote`, so it knows E(r-1) and never signs twice;
+* `Finalize`: finalize the block, store the justification with it, gossip the justification
+  (GRANDPA's commit message); justifications from sync or gossip go to `on_justification`;
+* `RequestCatchUp`: ask the peer that sent the message being handled for `catch_up()` plus
+  `round_votes(its round)`; deliver the former to `on_catch_up` and the latter to `on_vote`;
+* `ReportEquivocation`: submit `proof.encode()` as `offences.report_finality_equivocation`;
+  when the runtime disables an offender, add it to `disabled`;
+* call `on_tick` every ~50 ms, and `on_block_imported` after imports;
+* `ChainView.best_containing` should stop at a block that enacts an authority-set change, so that
+  block gets its justification from the set that finalizes it (Substrate's voting limit); the
+  next set runs a new voter with `set_id + 1`, `start_round=1`, based on that block.
 """
 
 from __future__ import annotations

@@ -195,18 +195,10 @@ class Round:
 
     def participants(self) -> int:
         """Voters with any signature-checked vote in this round (block known or not)."""
-        voters = set(self._votes[Stage.PREVOTE]) | set(self._votes[Stage.PRECOMMIT])
-        return sum(
-            1
-            for voter in voters
-            if self._votes[Stage.PREVOTE].get(voter) or self._votes[Stage.PRECOMMIT].get(voter)
-        )
+        return len(self._votes[Stage.PREVOTE].keys() | self._votes[Stage.PRECOMMIT].keys())
 
     def pending_count(self) -> int:
         return len(self._pending)
-
-    def pending_targets(self) -> list[bytes]:
-        return sorted({vote.vote.target_hash for vote in self._pending.values()})
 
     # -- derived state ----------------------------------------------------------------------------
 

@@ -158,9 +158,15 @@ class Node:
         if self.metrics is not None:
             self.metrics.observe_import(imported.seconds)
         self._after_import(imported.change)
-        if self.single_authority():
-            self.finalize(block.hash)
+        self._after_new_block(block)
         return imported
+
+    def _after_new_block(self, block: Block) -> None:
+        """Finality: the gadget when it runs; with a single authority every best block is final."""
+        if self.finality is not None:
+            self.finality.on_block_imported()
+        elif self.single_authority() and self.chain.best_header().hash == block.hash:
+            self.finalize(block.hash)
 
     def _check_slot_equivocation(self, block: Block) -> None:
         """Remember one sealed header per slot; a second, different one proves equivocation."""
@@ -233,9 +239,8 @@ class Node:
         )
         self._headers_by_slot.setdefault(slot, header)
         self._after_import(change)
-        if self.single_authority():
-            self.finalize(header.hash)
         self._spawn(self._announce_block, built.block)
+        self._after_new_block(built.block)
         if self.config.test_equivocate:
             self._spawn(self._announce_block, self._equivocating_twin(built.block))
         return built
@@ -335,6 +340,11 @@ class Node:
 
                 self.network = NodeNetwork(self, self.config.network)
                 await nursery.start(self.network.run)
+                if not self.single_authority():
+                    from node.core.finality_service import FinalityService
+
+                    self.finality = FinalityService(self)
+                    nursery.start_soon(self.finality.run)
             if self.config.rpc_port is not None:
                 from node.rpc.server import serve_rpc
 

@@ -5,6 +5,7 @@ Requests and responses are canonical msgpack arrays:
     STATUS        [0]                                   -> [genesis, best_n, best_hash, fin_n, fin_hash]
     BLOCKS        [1, from_number, max_count]           -> [[block, justification | nil], ...]
     BLOCK_BY_HASH [2, hash]                             -> [[block, justification | nil]] or []
+    CATCH_UP      [3]                                   -> the finality voter's catch-up, or b""
 
 A range answer follows the server's best chain upward from `from_number`, stops at `max_count`
 blocks or at `MAX_RESPONSE_BYTES`. Everything received is verified as if it were new: blocks
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("imagechain.sync")
 
 PROTOCOL = "/imagechain/sync/1"
-STATUS, BLOCKS, BLOCK_BY_HASH = 0, 1, 2
+STATUS, BLOCKS, BLOCK_BY_HASH, CATCH_UP = 0, 1, 2, 3
 MAX_BLOCKS_PER_REQUEST = 128
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_REQUEST_BYTES = 256
@@ -82,6 +83,10 @@ def block_by_hash_request(block_hash: bytes) -> bytes:
     return encode([BLOCK_BY_HASH, block_hash])
 
 
+def catch_up_request() -> bytes:
+    return encode([CATCH_UP])
+
+
 def decode_blocks_response(data: bytes) -> list[tuple[Block, bytes | None]]:
     items = expect_list(decode(data, MAX_RESPONSE_BYTES + MAX_BLOCK_BYTES), what="blocks response")
     result = []
@@ -97,12 +102,14 @@ def serve_request(node: Node, data: bytes) -> bytes:
     """Answer one sync request from our chain; BadRequest for malformed ones (the peer pays)."""
     try:
         request = expect_list(decode(data, MAX_REQUEST_BYTES), what="sync request")
-        kind = expect_int(request[0] if request else None, 2, "request kind")
+        kind = expect_int(request[0] if request else None, 3, "request kind")
     except DecodeError as exc:
         raise BadRequest(str(exc)) from exc
     chain = node.chain
     if kind == STATUS:
         return encode(local_status(node).to_wire())
+    if kind == CATCH_UP:
+        return node.finality.catch_up_response() if node.finality is not None else b""
     if kind == BLOCKS:
         try:
             _, start, count = expect_list(request, 3, "blocks request")

@@ -45,7 +45,7 @@ TEMPLATE_R_HI = 112.0
 # No peak within this many degrees of an axis.
 TEMPLATE_AXIS_GUARD = 10.0
 # Per-image amplitude of each sinusoid (grey levels of the rendition change before masking).
-TEMPLATE_TARGET = 60.0
+TEMPLATE_TARGET = 330.0
 TEMPLATE_MIN = 0.2
 TEMPLATE_MAX = 0.6
 # Fraction of a rendition-domain sinusoid in this band that reaches the rendition of the marked

@@ -28,6 +28,10 @@ What this module changes, and why:
    what resampling, rounding and clipping took away.
 4. **Error correction and integrity** (:mod:`.ecc`): 64 payload bits + 32 keyed check bits,
    rate-1/2 convolutional code (208 coded bits), soft Viterbi; a failed check returns None.
+5. **Synchronisation template** (:mod:`.template`): a faint keyed constellation of sinusoids is
+   added to the rendition before the informed loop (which cancels what it adds to the payload's
+   units), so :mod:`.sync` can measure a crop's scale and offset or a rotation and re-align a
+   copy found in the wild. Validators never look at it.
 
 Validators run only :func:`extract_from_rendition`: integer DCT, integer sums, integer Viterbi,
 fixed-point chaos. Embedding may use floats: its result is what gets registered.
@@ -44,6 +48,7 @@ from .chaos import layout, scramble_bits
 from .dct import COEFF_FRAC_BITS, block_dct, block_dct_ref, block_idct_float
 from .ecc import CODED_BITS, INFO_BITS, encode, pack, unpack, viterbi, viterbi_ref
 from .rendition import RENDITION_SIZE, verification_rendition
+from .template import template_delta
 
 # Mid-frequency coefficients of each 8x8 block that carry the mark: u + v in {3, 4, 5}. Lower
 # bands survive blur better but carry so much host energy that cancelling it costs PSNR; these
@@ -262,12 +267,18 @@ def embed(
     payload: bytes,
     strength: float = DEFAULT_STRENGTH,
     iterations: int = EMBED_ITERATIONS,
+    template: bool = True,
 ) -> np.ndarray:
-    """Mark an image (uint8 RGB or grey, any size) with a 64-bit payload under an 80-bit key."""
+    """Mark an image (uint8 RGB or grey, any size) with a 64-bit payload under an 80-bit key.
+
+    ``template`` adds the keyed synchronisation template that lets cropped or rotated copies be
+    re-aligned (:mod:`.sync`); without it only the validators' path can read the mark.
+    """
     code = encode(pack(payload, key))
     scrambled = code ^ scramble_bits(key, CODED_BITS)
     targets = 2.0 * scrambled.astype(np.float64) - 1.0
-    return embed_units(rgb, key, targets, strength, iterations)
+    initial = (lambda r: template_delta(r, key)) if template else None
+    return embed_units(rgb, key, targets, strength, iterations, initial)
 
 
 def extract(img: np.ndarray, key: bytes, sync: bool = True) -> bytes | None:

@@ -65,6 +65,7 @@ __all__ = [
     "TOPICS",
     "GossipTooLarge",
     "Network",
+    "NetworkConfig",
     "NetworkError",
     "NetworkHandler",
     "NetworkNotRunning",
@@ -77,6 +78,7 @@ __all__ = [
     "UnknownTopic",
     "UnsupportedProtocol",
     "Verdict",
+    "parse_peer_multiaddr",
 ]
 
 log = logging.getLogger(__name__)
@@ -222,6 +224,7 @@ class Network:
         self._dht: KadDHT | None = None
         self._nursery: trio.Nursery | None = None
         self._last_dht_refresh = -math.inf
+        self._in_run = False
         self.listen_addrs: list[str] = []
 
     # ----------------------------------------------------------------- lifecycle
@@ -229,8 +232,15 @@ class Network:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start host, pubsub, GossipSub, DHT and handlers; report started once listening; run until
         cancelled, then shut everything down (connections closed, port released)."""
-        if self._host is not None:
+        if self._in_run:
             raise RuntimeError("Network.run() is already running")
+        self._in_run = True
+        try:
+            await self._run(task_status)
+        finally:
+            self._in_run = False
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         cfg = self.config
         for addr in self._listen_maddrs:
             check_port_free(addr)

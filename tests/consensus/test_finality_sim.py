@@ -108,3 +108,18 @@ def test_byzantine_voters_and_partitions_never_break_safety(voters: int, seed: i
         assert outcome.equivocated_while_connected and outcome.accused >= outcome.equivocated_while_connected
     # liveness: once healed, the honest nodes finalize at least everything authored meanwhile
     assert outcome.finalized_after >= outcome.best_at_heal > outcome.finalized_before
+
+
+def test_disabling_a_reported_equivocator_keeps_finality_going() -> None:
+    """What the runtime does with a report: the offender's votes are ignored from then on."""
+    sim = Sim(SimConfig(voters=4, byzantine=(3,), seed=8, drop=0.02))
+    sim.run_until(6_000)
+    offenders = {proof.offender for node in sim.honest for proof in node.reports}
+    assert offenders == {sim.voter_keys[3]}
+    for node in sim.honest:
+        node.voter.disabled |= offenders
+    before = sim.min_finalized()
+    sim.run_until(20_000)
+    assert sim.min_finalized() >= before + 10
+    assert sim.min_finalized() >= sim.best_number() - 3
+    sim.assert_safety()

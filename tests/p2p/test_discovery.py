@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.p2p.helpers import start_network, wait_for_mesh, wait_until
@@ -27,8 +28,8 @@ async def test_late_joiner_discovers_peers_through_one_bootnode(
     await wait_until(
         lambda: {p.peer_id for p in late.peers()} == everyone, what="discovery of the other peers"
     )
-    never_dialed = {n.peer_id for n, _ in others}
-    assert never_dialed <= set(late_handler.connected)
+    # It dialed them itself: it learnt their addresses from the DHT, not from its config.
+    assert {p.peer_id for p in late.peers() if p.direction == "outbound"} == everyone
 
     # Discovered peers are full gossip peers.
     await wait_for_mesh([late], "tx", {late: 3})
@@ -38,6 +39,7 @@ async def test_late_joiner_discovers_peers_through_one_bootnode(
     )
 
 
+@pytest.mark.slow
 async def test_discovery_respects_max_outbound(nursery: trio.Nursery, tmp_path: Path) -> None:
     boot, _ = await start_network(nursery, tmp_path, enable_dht=True)
     others = [

@@ -1,0 +1,219 @@
+"""The finality gadget inside the node: feeds the pure voter (`node.consensus.finality`) with
+votes, imported blocks, justifications and clock ticks, and carries out what it answers.
+
+Votes and commits (justifications of newly finalized blocks) travel on the `votes` gossip
+topic as `[0, vote]` or `[1, justification]`. A syncing node gets justifications with the blocks
+it downloads and verifies each before finalizing, so finality is never taken on trust.
+
+The last round this node voted in is persisted before its vote leaves the node, so a restarted
+validator never signs a second, different vote in a round (that would be an equivocation).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from node.codec import DecodeError, decode, decode_trusted, encode, expect_bytes, expect_int, expect_list
+from node.consensus.finality import (
+    Broadcast,
+    CatchUp,
+    FinalityVoter,
+    Finalize,
+    Justification,
+    Penalize,
+    ReportEquivocation,
+    RequestCatchUp,
+    SignedVote,
+)
+from node.core.chain import Chain, NotDescendant
+from node.p2p.network import RequestFailed, Verdict
+from node.runtime import aura, offences
+from node.types import Call, Extrinsic, Header
+
+if TYPE_CHECKING:
+    from node.core.node import Node
+
+log = logging.getLogger("imagechain.finality")
+
+MESSAGE_VOTE, MESSAGE_COMMIT = 0, 1
+TICK_S = 0.1
+META_VOTED_ROUND = b"finality_voted_round"
+PENALTY_BAD_VOTE = 50
+MAX_VOTE_MESSAGE_BYTES = 512 * 1024
+
+
+class ChainAdapter:
+    """The `ChainView` the voter needs, over the node's fork-aware chain."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+
+    def header(self, block_hash: bytes) -> Header | None:
+        return self.chain.header(block_hash)
+
+    def is_descendant(self, block_hash: bytes, ancestor_hash: bytes) -> bool:
+        return self.chain.is_descendant(block_hash, ancestor_hash)
+
+    def best_containing(self, block_hash: bytes) -> tuple[bytes, int] | None:
+        head = self.chain.best_containing(block_hash)
+        return None if head is None else (head.hash, head.number)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class FinalityService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        chain = node.chain
+        finalized = chain.finalized_header()
+        state = chain.state_reader(finalized.hash)
+        voted = node.db.get_meta(META_VOTED_ROUND)
+        start_round = decode_trusted(voted) + 1 if voted is not None else 1
+        self.voter = FinalityVoter(
+            voters=aura.read_authorities(state),
+            set_id=0,
+            genesis_hash=node.genesis_hash,
+            chain=ChainAdapter(chain),
+            last_finalized=(finalized.hash, finalized.number),
+            keypair=node.authority,
+            round_duration_ms=2 * node.spec.params.slot_ms,
+            start_round=start_round,
+        )
+        self.voter.disabled = set(offences.read_disabled(chain.best_state()))
+        self._peer: str | None = None  # the peer whose message is being handled
+
+    # -- driving the voter ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            self._handle(self.voter.on_tick(now_ms()))
+            await trio.sleep(TICK_S)
+
+    def on_block_imported(self) -> None:
+        self.voter.disabled = set(offences.read_disabled(self.node.chain.best_state()))
+        self._handle(self.voter.on_block_imported(now_ms()))
+
+    def on_vote_gossip(self, data: bytes, peer_id: str) -> Verdict:
+        try:
+            kind, payload = expect_list(decode(data, MAX_VOTE_MESSAGE_BYTES), 2, "finality message")
+            kind = expect_int(kind, 1, "finality message kind")
+            payload = expect_bytes(payload, what="finality message payload")
+            if kind == MESSAGE_VOTE:
+                vote = SignedVote.decode(payload)
+                actions = self.voter.on_vote(vote, now_ms())
+            else:
+                actions = self.voter.on_justification(Justification.decode(payload), now_ms())
+        except DecodeError as exc:
+            self._penalize(peer_id, f"malformed finality message: {exc}")
+            return Verdict.REJECT
+        self._peer = peer_id
+        try:
+            rejected = any(isinstance(action, Penalize) for action in actions)
+            self._handle(actions)
+        finally:
+            self._peer = None
+        return Verdict.REJECT if rejected else Verdict.ACCEPT
+
+    def on_justification(self, block_hash: bytes, data: bytes, peer_id: str | None) -> None:
+        """A justification that came with a synced block: verified by the voter, then applied."""
+        try:
+            justification = Justification.decode(data)
+        except DecodeError as exc:
+            if peer_id is not None:
+                self._penalize(peer_id, f"malformed justification: {exc}")
+            return
+        if justification.target_hash != block_hash:
+            if peer_id is not None:
+                self._penalize(peer_id, "justification for another block")
+            return
+        self._peer = peer_id
+        try:
+            self._handle(self.voter.on_justification(justification, now_ms()))
+        finally:
+            self._peer = None
+
+    def catch_up_response(self) -> bytes:
+        catch_up = self.voter.catch_up()
+        return b"" if catch_up is None else catch_up.encode()
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def _handle(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Broadcast):
+                self._broadcast(action)
+            elif isinstance(action, Finalize):
+                self._finalize(action)
+            elif isinstance(action, ReportEquivocation):
+                self._report(action)
+            elif isinstance(action, Penalize):
+                if self._peer is not None:
+                    self._penalize(self._peer, action.reason)
+            elif isinstance(action, RequestCatchUp) and self._peer is not None:
+                self.node._spawn(self._request_catch_up, self._peer)
+
+    def _broadcast(self, action: Broadcast) -> None:
+        vote = action.vote
+        if not action.rebroadcast:
+            # Persist before sending: after a restart we must not sign in this round again.
+            with self.node.db.write() as txn:
+                self.node.db.put_meta(txn, META_VOTED_ROUND, encode(vote.round))
+        message = encode([MESSAGE_VOTE, vote.encode()])
+        self.node._spawn(self._publish, message)
+
+    async def _publish(self, message: bytes) -> None:
+        if self.node.network is not None:
+            await self.node.network.publish_vote(message)
+
+    def _finalize(self, action: Finalize) -> None:
+        chain = self.node.chain
+        if action.number <= chain.finalized_header().number:
+            return
+        try:
+            self.node.finalize(action.hash, action.justification.encode())
+        except (NotDescendant, KeyError) as exc:
+            log.error("finality gadget asked to finalize #%d %s: %s", action.number, action.hash.hex(), exc)
+            return
+        log.debug("finalized #%d by round %d", action.number, action.justification.round)
+        self.node._spawn(self._publish, encode([MESSAGE_COMMIT, action.justification.encode()]))
+
+    def _report(self, action: ReportEquivocation) -> None:
+        report = Extrinsic(Call("offences", "report_finality_equivocation", (action.proof.encode(),))).encode()
+        try:
+            self.node.submit_extrinsic(report)
+            log.warning("🚨 Finality equivocation by %s reported", action.proof.first.voter.hex())
+        except Exception as exc:  # noqa: BLE001 - already reported or pool full: nothing to do
+            log.debug("finality equivocation report not pooled: %s", exc)
+
+    def _penalize(self, peer_id: str, reason: str) -> None:
+        if self.node.network is not None:
+            self.node.network.network.report(peer_id, PENALTY_BAD_VOTE, reason)
+
+    async def _request_catch_up(self, peer_id: str) -> None:
+        from node.core import sync
+
+        network = self.node.network
+        if network is None:
+            return
+        try:
+            reply = await network.network.request(peer_id, sync.PROTOCOL, sync.catch_up_request(), timeout=5.0)
+        except RequestFailed:
+            return
+        if not reply:
+            return
+        try:
+            catch_up = CatchUp.decode(reply)
+        except DecodeError as exc:
+            self._penalize(peer_id, f"malformed catch-up: {exc}")
+            return
+        self._peer = peer_id
+        try:
+            self._handle(self.voter.on_catch_up(catch_up, now_ms()))
+        finally:
+            self._peer = None
