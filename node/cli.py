@@ -76,6 +76,8 @@ def cli() -> None:
 @click.option("--out-peers", type=int, default=15, show_default=True, help="Maximum outbound peers.")
 @click.option("--no-network", is_flag=True, help="Run without libp2p (the --dev default).")
 @click.option("--prometheus-port", type=int, default=None, help="Prometheus metrics port (default 9615, off for --dev).")
+@click.option("--rpc-methods", type=click.Choice(["auto", "safe", "unsafe"]), default="auto", show_default=True,
+              help="Unsafe (operator) RPC methods: 'auto' serves them only when RPC listens on loopback.")
 @click.option("--test-equivocate", is_flag=True, hidden=True, help="TEST ONLY: sign two blocks per slot.")
 def node_command(
     dev: bool,
@@ -97,6 +99,7 @@ def node_command(
     out_peers: int,
     no_network: bool,
     prometheus_port: int | None,
+    rpc_methods: str,
     test_equivocate: bool,
 ) -> None:
     """Run a node."""
@@ -149,6 +152,7 @@ def node_command(
         network=network,
         prometheus_port=prometheus_port,
         test_equivocate=test_equivocate,
+        rpc_unsafe=rpc_methods == "unsafe" or (rpc_methods == "auto" and rpc_host in ("127.0.0.1", "localhost", "::1")),
     )
     node = Node(config)
     try:

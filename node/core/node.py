@@ -54,6 +54,7 @@ class NodeConfig:
     network: NetworkConfig | None = None  # None: no networking (a lone dev node, tests)
     prometheus_port: int | None = None
     test_equivocate: bool = False  # TEST ONLY: author two different blocks per slot
+    rpc_unsafe: bool = False  # serve operator methods (peer blocking); only on loopback by default
 
 
 class Node:

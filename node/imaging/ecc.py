@@ -145,3 +145,73 @@ def unpack(bits: np.ndarray, key: bytes) -> bytes | None:
     data = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
     payload, check = data[: PAYLOAD_BITS // 8], data[PAYLOAD_BITS // 8 :]
     return payload if check_bits(key, payload) == check else None
+
+
+# ---------------------------------------------------------------- list decoding (not consensus)
+
+
+@njit(cache=True)
+def _list_viterbi_kernel(soft, n_info, pred, sign, memory, size):  # pragma: no cover - compiled
+    nstates = pred.shape[0]
+    rate = sign.shape[2]
+    steps = n_info + memory
+    neg = -1e300
+    pm = np.full((nstates, size), neg)
+    pm[0, 0] = 0.0
+    nxt = np.empty((nstates, size))
+    from_p = np.zeros((steps, nstates, size), dtype=np.int8)
+    from_l = np.zeros((steps, nstates, size), dtype=np.int32)
+    for t in range(steps):
+        for st in range(nstates):
+            p0 = pred[st, 0]
+            p1 = pred[st, 1]
+            b0 = 0.0
+            b1 = 0.0
+            for k in range(rate):
+                b0 += sign[st, 0, k] * soft[t * rate + k]
+                b1 += sign[st, 1, k] * soft[t * rate + k]
+            i = 0
+            j = 0
+            for rank in range(size):  # merge the two predecessors' sorted lists
+                c0 = pm[p0, i] + b0 if i < size else neg
+                c1 = pm[p1, j] + b1 if j < size else neg
+                if c0 >= c1:
+                    nxt[st, rank] = c0
+                    from_p[t, st, rank] = 0
+                    from_l[t, st, rank] = i
+                    i += 1
+                else:
+                    nxt[st, rank] = c1
+                    from_p[t, st, rank] = 1
+                    from_l[t, st, rank] = j
+                    j += 1
+        for st in range(nstates):
+            for rank in range(size):
+                pm[st, rank] = nxt[st, rank]
+    out = np.zeros((size, n_info), dtype=np.uint8)
+    n_out = 0
+    for rank0 in range(size):
+        if pm[0, rank0] <= neg / 2:
+            break
+        state = 0
+        rank = rank0
+        for t in range(steps - 1, -1, -1):
+            if t < n_info:
+                out[rank0, t] = state & 1
+            p = from_p[t, state, rank]
+            rank = from_l[t, state, rank]
+            state = pred[state, p]
+        n_out += 1
+    return out[:n_out]
+
+
+def list_viterbi(soft: np.ndarray, n_info: int, size: int) -> np.ndarray:
+    """The ``size`` best paths (rows of info bits, best first) for float soft values.
+
+    Not used by validators: only the resynchronisation of copies found in the wild, where the
+    soft values are weaker (a crop removes part of every coded bit's slots) and the keyed check
+    can afford to test a few candidates, each adding 2**-32 to the false-acceptance chance.
+    """
+    return _list_viterbi_kernel(
+        np.ascontiguousarray(soft, dtype=np.float64), n_info, _PRED, _SIGN, MEMORY, size
+    )

@@ -41,14 +41,13 @@ from scipy.ndimage import gaussian_filter, uniform_filter
 
 from .chaos import layout, scramble_bits
 from .dct import D8
-from .ecc import CODED_BITS, INFO_BITS, unpack, viterbi
-from .rendition import RENDITION_SIZE, luma_ref, verification_rendition
-from .template import template_peaks
-from .watermark import N_SLOTS, US, VS, clip_soft
+from .ecc import CODED_BITS, INFO_BITS, list_viterbi, unpack
+from .rendition import LUMA_B, LUMA_G, LUMA_R, RENDITION_SIZE, verification_rendition
+from .template import analysis_window, template_peaks
+from .watermark import N_SLOTS, US, VS
 
 N = RENDITION_SIZE
 PAD = 2  # zero-padding factor of the search spectrum (half-bin resolution)
-TAPER = N // 16  # Tukey taper length on each side of the window
 BACKGROUND = 17  # local-mean window (in half bins) that whitens the spectrum
 
 # Search range: the original was SCALE_MIN..SCALE_MAX times the copy's size along each axis
@@ -63,8 +62,8 @@ COARSE_BLUR = 1.5
 FINE_LOG_STEP = 0.002
 FINE_ANGLE_STEP = 0.1
 CANDIDATES = 6  # coarse local maxima refined
-MAX_CANDIDATES = 3  # refined geometries decoded (each costs 2**-32 of false acceptance)
-SUPERSAMPLE_MAX = 4
+MAX_CANDIDATES = 3  # geometries decoded, best search score first
+LIST_SIZE = 32  # Viterbi paths tested against the keyed check per geometry
 
 
 # ---------------------------------------------------------------- geometry
@@ -84,15 +83,7 @@ def moved_peaks(a: np.ndarray, f: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- spectrum and search
 
 
-def _window() -> np.ndarray:
-    t = np.ones(N)
-    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(TAPER) + 0.5) / TAPER)
-    t[:TAPER] = ramp
-    t[-TAPER:] = ramp[::-1]
-    return np.outer(t, t)
-
-
-_WINDOW = _window()
+_WINDOW = analysis_window()
 
 
 def whitened_power(rw: np.ndarray, pad: int, background: int) -> np.ndarray:
@@ -205,6 +196,7 @@ def _row_dft(rw: np.ndarray, gy: np.ndarray) -> np.ndarray:
 
 
 REFINE_OFFSET = 0.3  # bins: spacing of the 3x3 DFT probe around each peak
+REFINE_PASSES = 1
 
 
 def peak_positions(rw: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -304,97 +296,166 @@ def translation(rw: np.ndarray, a: np.ndarray, f: np.ndarray, phases: np.ndarray
 
 
 @njit(cache=True)
-def _warp_kernel(lum, m, b, ss, n):  # pragma: no cover - compiled
-    """Area-average of lum over each original rendition cell, mapped by ``copy = m @ u + b``.
+def _integral_kernel(img):  # pragma: no cover - compiled
+    """Summed-area table of the canonical luma: sat[y, x] = sum of luma[:y, :x]."""
+    h, w, ch = img.shape
+    sat = np.zeros((h + 1, w + 1))
+    for y in range(h):
+        row = 0.0
+        for x in range(w):
+            if ch == 1:
+                v = np.float64(img[y, x, 0])
+            else:
+                v = np.float64(
+                    (
+                        LUMA_R * np.int64(img[y, x, 0])
+                        + LUMA_G * np.int64(img[y, x, 1])
+                        + LUMA_B * np.int64(img[y, x, 2])
+                        + 128
+                    )
+                    >> 8
+                )
+            row += v
+            sat[y + 1, x + 1] = sat[y, x + 1] + row
+    return sat
 
-    Each cell is sampled ss x ss times by bilinear interpolation (pixel centres at j + 1/2);
-    ``valid`` is False for cells with any sample outside the copy.
+
+@njit(cache=True, inline="always")
+def _integral_at(sat, x, y):  # pragma: no cover - compiled
+    """Integral of the piecewise-constant image over [0, x] x [0, y]: bilinear in the table."""
+    h = sat.shape[0] - 1
+    w = sat.shape[1] - 1
+    x = min(max(x, 0.0), np.float64(w))
+    y = min(max(y, 0.0), np.float64(h))
+    x0 = min(int(x), w - 1)
+    y0 = min(int(y), h - 1)
+    fx = x - x0
+    fy = y - y0
+    top = sat[y0, x0] * (1.0 - fx) + sat[y0, x0 + 1] * fx
+    bot = sat[y0 + 1, x0] * (1.0 - fx) + sat[y0 + 1, x0 + 1] * fx
+    return top * (1.0 - fy) + bot * fy
+
+
+@njit(cache=True)
+def _realign_kernel(sat, m, b, n):  # pragma: no cover - compiled
+    """Mean luma over each original rendition cell mapped into the copy by ``m @ u + b``.
+
+    Each cell becomes the axis-aligned box of the same centre and of size (m00, m11) copy
+    pixels, exact for crops and rescales and within a small fraction of a pixel for the
+    few-degree rotations searched. ``valid`` is False where the box leaves the copy.
     """
-    h, w = lum.shape
+    h = sat.shape[0] - 1
+    w = sat.shape[1] - 1
     out = np.zeros((n, n))
     valid = np.ones((n, n), dtype=np.bool_)
-    inv = 1.0 / (ss * ss)
+    hx = 0.5 * abs(m[0, 0])
+    hy = 0.5 * abs(m[1, 1])
+    area = 4.0 * hx * hy
+    tol = 1e-6
     for i in range(n):
         for k in range(n):
-            acc = 0.0
-            ok = True
-            for a in range(ss):
-                v = i + (a + 0.5) / ss
-                for c in range(ss):
-                    u = k + (c + 0.5) / ss
-                    x = m[0, 0] * u + m[0, 1] * v + b[0] - 0.5
-                    y = m[1, 0] * u + m[1, 1] * v + b[1] - 0.5
-                    if x < -0.5 or y < -0.5 or x > w - 0.5 or y > h - 0.5:
-                        ok = False
-                        continue
-                    x = min(max(x, 0.0), w - 1.0)
-                    y = min(max(y, 0.0), h - 1.0)
-                    x0 = min(int(x), max(w - 2, 0))
-                    y0 = min(int(y), max(h - 2, 0))
-                    x1 = min(x0 + 1, w - 1)
-                    y1 = min(y0 + 1, h - 1)
-                    fx = x - x0
-                    fy = y - y0
-                    top = lum[y0, x0] * (1.0 - fx) + lum[y0, x1] * fx
-                    bot = lum[y1, x0] * (1.0 - fx) + lum[y1, x1] * fx
-                    acc += top * (1.0 - fy) + bot * fy
-            out[i, k] = acc * inv
-            valid[i, k] = ok
+            cx = m[0, 0] * (k + 0.5) + m[0, 1] * (i + 0.5) + b[0]
+            cy = m[1, 0] * (k + 0.5) + m[1, 1] * (i + 0.5) + b[1]
+            x0 = cx - hx
+            x1 = cx + hx
+            y0 = cy - hy
+            y1 = cy + hy
+            if x0 < -tol or y0 < -tol or x1 > w + tol or y1 > h + tol:
+                valid[i, k] = False
+            s = (
+                _integral_at(sat, x1, y1)
+                - _integral_at(sat, x0, y1)
+                - _integral_at(sat, x1, y0)
+                + _integral_at(sat, x0, y0)
+            )
+            out[i, k] = s / area
     return out, valid
 
 
 def realign(img: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The original's rendition frame resampled from the full-resolution copy, and its validity."""
-    lum = luma_ref(np.asarray(img)[..., :3] if np.asarray(img).ndim == 3 else np.asarray(img))
-    h, w = lum.shape
+    """The original's rendition frame resampled from the full-resolution copy, and its validity.
+
+    Sampling the full-resolution copy (not the copy's small rendition) keeps the mark's
+    mid-frequencies: the rendition of the re-aligned area is computed like the original's.
+    """
+    arr = np.asarray(img)
+    arr3 = arr[:, :, None] if arr.ndim == 2 else arr[:, :, :3]
+    h, w = arr3.shape[:2]
     dc = np.diag([w / N, h / N])
-    m = dc @ a
-    cell = max(np.hypot(m[0, 0], m[1, 0]), np.hypot(m[0, 1], m[1, 1]))
-    ss = int(min(SUPERSAMPLE_MAX, max(1, np.ceil(cell))))
-    return _warp_kernel(lum.astype(np.float64), m, dc @ b, ss, N)
+    sat = _integral_kernel(np.ascontiguousarray(arr3))
+    return _realign_kernel(sat, dc @ a, dc @ b, N)
+
+
+VARIANCE_FLOOR = 1.0  # grey levels^2: keeps flat blocks from dividing by ~0
+NEIGHBOUR_SHARE = 0.5  # weight of the 3x3 neighbourhood in a block's variance estimate
+
+
+def aligned_soft(r: np.ndarray, valid: np.ndarray, key: bytes) -> np.ndarray:
+    """Descrambled float soft values of the coded bits from a re-aligned rendition.
+
+    Every slot coefficient is divided by its block's RMS (own 15 coefficients, half-blended
+    with the valid 3x3 neighbours for a steadier estimate) before the signed sums. Measured on
+    25% crops with perfect alignment: 14/24 decodes with plain sums, 16/24 with this weighting
+    (24 = 8 photos x 3 crop offsets).
+    """
+    nb = N // 8
+    bvalid = valid.reshape(nb, 8, nb, 8).all(axis=(1, 3))
+    blocks = r.reshape(nb, 8, nb, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    c = (D8 @ blocks @ D8.T)[:, US, VS]
+    var = (c * c).mean(axis=1).reshape(nb, nb)
+    count = uniform_filter(bvalid.astype(np.float64), 3, mode="constant")
+    around = uniform_filter(np.where(bvalid, var, 0.0), 3, mode="constant") / np.maximum(count, 1e-9)
+    var = (1 - NEIGHBOUR_SHARE) * var + NEIGHBOUR_SHARE * around
+    z = c / np.sqrt(var.ravel() + VARIANCE_FLOOR)[:, None] * bvalid.ravel()[:, None]
+    unit, sign = layout(key, N_SLOTS, CODED_BITS)
+    soft = np.bincount(unit, weights=sign * z.ravel(), minlength=CODED_BITS)
+    return np.where(scramble_bits(key, CODED_BITS) == 1, -soft, soft)
 
 
 def decode_aligned(r: np.ndarray, valid: np.ndarray, key: bytes) -> bytes | None:
-    """The payload of a re-aligned (float) rendition with masked blocks, or None."""
-    nb = N // 8
-    bvalid = valid.reshape(nb, 8, nb, 8).all(axis=(1, 3)).ravel()
-    if not bvalid.any():
+    """The payload of a re-aligned rendition, or None.
+
+    The LIST_SIZE best Viterbi paths are tested against the keyed check (16 -> 18 of the 24
+    perfect-alignment 25% crops above; each path adds 2**-32 to the false-acceptance chance).
+    """
+    if not valid.any():
         return None
-    blocks = r.reshape(nb, 8, nb, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    c = (D8 @ blocks @ D8.T)[:, US, VS]
-    z = c / np.sqrt((c * c).mean(axis=1) + 1.0)[:, None] * bvalid[:, None]
-    unit, sign = layout(key, N_SLOTS, CODED_BITS)
-    soft = np.bincount(unit, weights=sign * z.ravel(), minlength=CODED_BITS)
-    soft = np.where(scramble_bits(key, CODED_BITS) == 1, -soft, soft)
-    scale = 4096.0 / max(float(np.median(np.abs(soft))), 1e-9)
-    return unpack(viterbi(clip_soft(np.round(soft * scale).astype(np.int64)), INFO_BITS), key)
+    for bits in list_viterbi(aligned_soft(r, valid, key), INFO_BITS, LIST_SIZE):
+        payload = unpack(bits, key)
+        if payload is not None:
+            return payload
+    return None
 
 
 # ---------------------------------------------------------------- entry point
 
 
-def estimate_geometries(img: np.ndarray, key: bytes) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+def estimate_geometries(
+    img: np.ndarray, key: bytes, r256: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
     """Candidate (A, b, search score) mappings original rendition -> copy rendition, best first.
 
-    Lazy: each candidate is refined and its translation found only when asked for.
+    Lazy: each candidate is refined and its translation found only when asked for. ``r256`` is
+    the copy's rendition if already computed.
     """
     a_img = np.asarray(img)
     h, w = a_img.shape[:2]
-    r = verification_rendition(a_img).astype(np.float64)
+    r = (verification_rendition(a_img) if r256 is None else np.asarray(r256)).astype(np.float64)
     rw = (r - r.mean()) * _WINDOW
     f, phases = template_peaks(key)
     for score, lx, ly, t in search(rw, f, w, h):
-        a = linear_part(np.exp(lx), np.exp(ly), t, w, h)
-        pos, energy = peak_positions(rw, moved_peaks(a, f))
-        lx, ly, t = fit_parameters(f, pos, energy, (lx, ly, t), w, h)
+        for _ in range(REFINE_PASSES):
+            a = linear_part(np.exp(lx), np.exp(ly), t, w, h)
+            pos, energy = peak_positions(rw, moved_peaks(a, f))
+            lx, ly, t = fit_parameters(f, pos, energy, (lx, ly, t), w, h)
         a = linear_part(np.exp(lx), np.exp(ly), t, w, h)
         b, _ = translation(rw, a, f, phases)
         yield a, b, score
 
 
-def extract_with_sync(img: np.ndarray, key: bytes) -> bytes | None:
+def extract_with_sync(img: np.ndarray, key: bytes, r256: np.ndarray | None = None) -> bytes | None:
     """Find the template, re-align the copy and decode; the payload or None."""
-    for a, b, _ in islice(estimate_geometries(img, key), MAX_CANDIDATES):
+    for a, b, _ in islice(estimate_geometries(img, key, r256), MAX_CANDIDATES):
         payload = decode_aligned(*realign(img, a, b), key)
         if payload is not None:
             return payload

@@ -47,7 +47,7 @@ TEMPLATE_AXIS_GUARD = 10.0
 # Per-image amplitude of each sinusoid (grey levels of the rendition change before masking).
 TEMPLATE_TARGET = 330.0
 TEMPLATE_MIN = 0.2
-TEMPLATE_MAX = 0.6
+TEMPLATE_MAX = 0.5
 # Fraction of a rendition-domain sinusoid in this band that reaches the rendition of the marked
 # image after bilinear upsampling, rounding and area downsampling (measured 0.45-0.55).
 TEMPLATE_TRANSFER = 0.5
@@ -147,6 +147,6 @@ def template_image(key: bytes, amplitude: float = 1.0) -> np.ndarray:
     n = RENDITION_SIZE
     idx = np.arange(n, dtype=np.float64)
     out = np.zeros((n, n), dtype=np.float64)
-    for (fx, fy), p in zip(f, ph):
+    for (fx, fy), p in zip(f, ph, strict=True):
         out += np.cos(2.0 * np.pi * (fx * idx[None, :] + fy * idx[:, None]) / n + p)
     return amplitude * out

@@ -285,12 +285,12 @@ def extract(img: np.ndarray, key: bytes, sync: bool = True) -> bytes | None:
     """The payload of a full image or of its rendition, or None; never a wrong payload.
 
     First the validators' path on the image's rendition; if that fails and ``sync`` is set,
-    the geometric resynchronisation search of :mod:`.sync` (small rotations) is tried.
+    the template-based resynchronisation of :mod:`.sync` (crops, rescaling, small rotations).
     """
     r = verification_rendition(np.asarray(img))
     payload = extract_from_rendition(r, key)
     if payload is None and sync:
         from .sync import extract_with_sync
 
-        payload = extract_with_sync(np.asarray(img), key)
+        payload = extract_with_sync(np.asarray(img), key, r)
     return payload

@@ -26,7 +26,7 @@ from node.rpc.encoding import (
     jsonable,
     to_hex,
 )
-from node.rpc.errors import pool_rejection, state_discarded, unknown_block
+from node.rpc.errors import METHOD_NOT_FOUND, RpcError, pool_rejection, state_discarded, unknown_block
 from node.rpc.jsonrpc import JSON, CallContext, MethodTable, ParamType
 from node.state.trie import MissingNode
 from node.types import HASH_LEN, MAX_EXTRINSIC_BYTES, Header, extrinsic_hash
@@ -112,6 +112,15 @@ AccountId = Annotated[
     bytes, ParamType(_account, {"type": "string", "description": "address or 0x account id"})
 ]
 SubscriptionId = Annotated[str, ParamType(_subscription_id, {"type": "string"})]
+
+
+def _peer_id(value: JSON) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 128 or not value.isalnum():
+        raise ValueError("expected a base58 libp2p peer id")
+    return value
+
+
+PeerId = Annotated[str, ParamType(_peer_id, {"type": "string"})]
 
 # Result schemas, for rpc.discover.
 _HEADER_RESULT = {"type": ["object", "null"], "description": "header: parentHash, number, stateRoot, ..."}
@@ -233,6 +242,31 @@ async def system_localListenAddresses(ctx: CallContext) -> JSON:
     """The multiaddrs (ending in /p2p/<peer id>) other nodes can use as bootnodes."""
     network = getattr(ctx.node, "network", None)
     return list(network.network.listen_addrs) if network is not None else []
+
+
+def _unsafe_network(ctx: CallContext) -> Any:
+    """Operator methods (peer blocking) are only served when the node allows unsafe RPC methods
+    (Substrate's `--rpc-methods unsafe`; the default when RPC listens on loopback only)."""
+    if not getattr(ctx.node.config, "rpc_unsafe", False):
+        raise RpcError(METHOD_NOT_FOUND, "Method not found", "unsafe RPC methods are disabled on this node")
+    network = getattr(ctx.node, "network", None)
+    if network is None:
+        raise RpcError(METHOD_NOT_FOUND, "Method not found", "this node runs without networking")
+    return network.network
+
+
+@TABLE.method("network_blockPeer", result={"type": "boolean"})
+async def network_blockPeer(ctx: CallContext, peer_id: PeerId) -> bool:
+    """Disconnect a peer and refuse it until unblocked (operators, partition tests). Unsafe."""
+    _unsafe_network(ctx).block_peer(peer_id)
+    return True
+
+
+@TABLE.method("network_unblockPeer", result={"type": "boolean"})
+async def network_unblockPeer(ctx: CallContext, peer_id: PeerId) -> bool:
+    """Accept a blocked peer again. Unsafe."""
+    _unsafe_network(ctx).unblock_peer(peer_id)
+    return True
 
 
 @TABLE.method("system_syncState", result={"type": "object"})

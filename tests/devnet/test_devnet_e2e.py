@@ -113,9 +113,6 @@ def test_every_node_answers_with_peers_and_a_growing_chain(devnet: Devnet) -> No
     eventually(lambda: status(devnet.dir)[3]["best"] >= start + 3, 15, "the full node follows the chain")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the finality gadget running in networked nodes (issue 4 item 5)"
-)
 def test_finality_advances_on_every_node(devnet: Devnet) -> None:
     first = eventually(
         lambda: (rows := status(devnet.dir)) and all((row["finalized"] or 0) > 0 for row in rows) and rows,
