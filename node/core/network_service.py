@@ -35,7 +35,6 @@ STATUS_REFRESH_S = 3.0
 
 # Penalties (the p2p layer bans a peer whose score falls below its threshold).
 PENALTY_BAD_BLOCK = 100
-PENALTY_BAD_TX = 20
 PENALTY_BAD_RESPONSE = 50
 PENALTY_WRONG_GENESIS = 1000
 
@@ -149,8 +148,8 @@ class NodeNetwork:
         except PoolRejected as exc:
             if exc.reason in BENIGN_TX_REASONS:
                 return Verdict.IGNORE
-            self.network.report(peer_id, PENALTY_BAD_TX, f"invalid transaction: {exc}")
-            return Verdict.REJECT
+            log.debug("invalid transaction from %s: %s", peer_id, exc)
+            return Verdict.REJECT  # the p2p layer lowers the sender's score for every REJECT
         return Verdict.ACCEPT
 
     def _note_peer_best(self, peer_id: str, header: Header) -> None:
