@@ -29,11 +29,12 @@ finalized in that round, and honest voters only vote for chains containing it. A
 signs two different votes for one round and stage, and never votes in a round whose predecessor
 it has not seen completable (a restarted voter abstains until it has).
 
-A voter that fell behind catches up GRANDPA's way: a round R ahead of ours that is completable from
-the votes we received (future rounds within FUTURE_ROUNDS are tracked; a `CatchUp` brings any
-round) makes us jump to round R+1, without voting in the rounds skipped, once more than f voters
-(so at least one honest one) have voted in R+1. Without that evidence we finish our round and
-vote in R: peers still in R may need our votes there to leave it.
+A voter that fell behind catches up GRANDPA's way: a round R ahead of ours that is completable
+makes us jump to round R+1, without voting in the rounds skipped, if we have reason to believe
+honest voters have left R: R came in a `CatchUp` (a peer only sends rounds it completed), or
+more than f voters (so at least one honest one) already vote in R+1. Future rounds seen in
+gossip (within FUTURE_ROUNDS) without that evidence do not make us jump: we finish our round and
+vote in R, because peers still in R may need our votes there to leave it.
 
 Memory is bounded: rounds outside [current - PAST_ROUNDS, current + FUTURE_ROUNDS] (plus one
 catch-up round and the round after it) are dropped, and each round holds at most two votes per
@@ -44,10 +45,10 @@ What the node around it does (the contract the tests' simulation follows):
 * gossip: hand every vote to `on_vote`, including copies already seen (duplicates cost no
   signature check); forward it unless the answer holds a `Penalize`. Send `Broadcast` votes; a
   `rebroadcast=True` one must reach peers even if they saw it before;
-* persist each `Broadcast` vote (not a rebroadcast) before sending it, and on every round
-  change the round number and `catch_up()`; after a restart build the voter with
-  `start_round` = the persisted round, then feed the persisted catch-up to `on_catch_up` and the
-  persisted votes of that round to `on_vote`, so it knows E(r-1) and never signs twice;
+* persist `persistent_state().encode()` before sending each `Broadcast` that is not a
+  rebroadcast (and, for a faster restart, whenever `round` changes); after a restart build the
+  voter as usual and call `resume(VoterState.decode(blob), now)` before anything else: it
+  re-enters the persisted round knowing E(r-1) and the votes it cast, so it never signs twice;
 * `Finalize`: finalize the block, store the justification with it, gossip the justification
   (GRANDPA's commit message); justifications from sync or gossip go to `on_justification`;
 * `RequestCatchUp`: ask the peer that sent the message being handled for `catch_up()` plus
@@ -77,6 +78,7 @@ from node.consensus.finality_messages import (
     SignedVote,
     Stage,
     Vote,
+    VoterState,
     check_equivocation_proof,
     threshold,
     verify_justification,
@@ -107,6 +109,7 @@ __all__ = [
     "Stage",
     "Step",
     "Vote",
+    "VoterState",
     "check_equivocation_proof",
     "threshold",
     "verify_justification",
@@ -130,9 +133,10 @@ PAST_ROUNDS = 2
 # such a round turning completable is how a voter that fell a little behind catches up.
 FUTURE_ROUNDS = 2
 
-# A round that runs this many round durations without completing counts as stalled: votes
-# from later rounds then ask for a catch-up.
-STALLED_ROUNDS = 2
+# A round running this long (in thousandths of a round duration) counts as stalled: votes from
+# later rounds then ask for a catch-up, and a peer's first vote in it gets ours re-sent. A
+# healthy round ends within one duration (the precommit timer), plus gossip time.
+STALLED_PERMILLE = 1500
 
 # Each handler call advances at most this many state transitions (finalizations, votes,
 # round changes); every transition is progress, so this only guards against a bug looping.
@@ -209,11 +213,14 @@ class FinalityVoter:
     """One node's finality state machine for one voter set.
 
     `keypair=None` (or a key outside the set) makes an observer: it tracks rounds and
-    finalizes from others' votes and justifications, but never votes. A node that restarts
-    must not sign again in a round it voted in: pass `start_round` above the last round it
-    voted in (persist `round`), and feed the persisted `catch_up()` of the round before through
-    `on_catch_up` so it knows E(start_round - 1); without that it abstains until it observes a
-    completable round. With `start_round=1` (a new set) the last finalized block is E(0).
+    finalizes from others' votes and justifications, but never votes.
+
+    A new set starts at `start_round=1`, with its first block (`last_finalized`) as E(0). A node
+    that restarts must never sign again in a round it voted in, and needs E(r-1) to vote in
+    round r: it persists `persistent_state()` before sending each vote and calls `resume` on
+    the new voter. A voter started at `start_round > 1` without that state abstains until it
+    has seen a round complete (then votes from the next one), which is safe but, if its votes
+    are needed for that round to complete, not live.
     """
 
     def __init__(
@@ -241,7 +248,7 @@ class FinalityVoter:
         self.round_duration_ms = round_duration_ms
         self.prevote_delay_ms = round_duration_ms // 2
         self.precommit_delay_ms = round_duration_ms
-        self.rebroadcast_ms = rebroadcast_ms if rebroadcast_ms is not None else 2 * round_duration_ms
+        self.rebroadcast_ms = rebroadcast_ms if rebroadcast_ms is not None else round_duration_ms
         self._keypair: Keypair | None = None
         self._me: int | None = None
         if keypair is not None and keypair.scheme is Scheme.ED25519 and keypair.public.data in self._index:
@@ -294,6 +301,34 @@ class FinalityVoter:
             return []
         return rnd.votes(Stage.PREVOTE) + rnd.votes(Stage.PRECOMMIT)
 
+    def persistent_state(self) -> VoterState:
+        """What to persist (before sending a vote) so a restart can `resume`."""
+        rnd = self._rounds[self.round]
+        own = [] if self._me is None else [v for stage in Stage for v in rnd.votes_of(stage, self._me)]
+        last = self.catch_up()
+        bases = [rnd.base] + ([self._rounds[last.round].base] if last is not None else [])
+        base = min(bases, key=lambda block: block[1])  # finalized blocks: the lower one is the ancestor
+        return VoterState(self.set_id, self.round, base[0], base[1], tuple(own), last)
+
+    def resume(self, state: VoterState, now_ms: int) -> list[Action]:
+        """Continue from a persisted `VoterState`. Call it on a new voter before any other event:
+        the voter re-enters `state.round` knowing E(r-1) and the votes it already cast there."""
+        if state.set_id != self.set_id:
+            raise ValueError(f"state of set {state.set_id} given to a voter of set {self.set_id}")
+        self._start_clock(now_ms)
+        # Our finalized block may come from a later round than the persisted ones, whose votes
+        # need not descend from it: rebuild those rounds on the persisted base.
+        self._finalized_in_rounds = (state.base_hash, state.base_number)
+        self._last_finalized_round = max(self._last_finalized_round, state.round)
+        self._rounds.clear()
+        self._advance(state.round, now_ms)
+        actions: list[Action] = []
+        if state.last_completed is not None:
+            actions += self.on_catch_up(state.last_completed, now_ms)
+        for vote in state.own_votes:
+            actions += self.on_vote(vote, now_ms)
+        return actions
+
     def catch_up(self) -> CatchUp | None:
         """The votes of our latest completed round, for a peer that is behind (and to persist)."""
         for number in sorted(self._rounds, reverse=True):
@@ -330,11 +365,8 @@ class FinalityVoter:
         """Timers: the round's prevote and precommit deadlines, and re-sending our votes when stalled."""
         self._start_clock(now_ms)
         actions = self._progress(now_ms)
-        if now_ms - self._last_broadcast_ms >= self.rebroadcast_ms:
-            # Gossip is lossy and peers restart; a round that is not moving gets our votes again.
-            self._last_broadcast_ms = now_ms
-            actions += [Broadcast(vote, rebroadcast=True) for vote in self._own_votes()]
-        return actions
+        # Gossip is lossy and peers restart: a round that is not moving gets our votes again.
+        return actions + self._rebroadcast(now_ms, self.rebroadcast_ms)
 
     def on_justification(self, justification: Justification, now_ms: int) -> list[Action]:
         """A justification from sync or commit gossip: verify it, learn its votes, finalize."""
@@ -383,6 +415,8 @@ class FinalityVoter:
             self._catch_up_round = catch_up.round
         if catch_up.round not in self._rounds:
             self._rounds[catch_up.round] = self._new_round(catch_up.round)
+        if catch_up.round > self.round:
+            self._rounds[catch_up.round].vouched = True  # the sender has left it
         actions: list[Action] = []
         for vote in (*catch_up.prevotes, *catch_up.precommits):
             actions += self._receive(vote, now_ms, verified=True)
@@ -415,11 +449,20 @@ class FinalityVoter:
         if not verified and not self._signature_ok(voter, vote):
             return [Penalize("bad vote signature", vote.voter)]
         actions: list[Action] = []
-        if rnd.add(voter, vote) is AddResult.EQUIVOCATION:
+        added = rnd.add(voter, vote)
+        if added is AddResult.EQUIVOCATION:
             first, second = rnd.votes_of(vote.stage, voter)
             actions.append(
                 ReportEquivocation(EquivocationProof(self.set_id, vote.round, vote.stage, first, second))
             )
+        elif (
+            added is AddResult.NEW
+            and vote.round == self.round
+            and voter != self._me
+            and self._stalled(now_ms)
+        ):
+            # A voter shows up in our stuck round (back online, restarted): it missed our votes.
+            actions += self._rebroadcast(now_ms, self.prevote_delay_ms)
         rnd.import_pending(self.chain)
         return actions + self._note_peer_round(vote.round, now_ms)
 
@@ -460,7 +503,13 @@ class FinalityVoter:
 
     def _stalled(self, now_ms: int) -> bool:
         start = self._round_start_ms if self._round_start_ms is not None else now_ms
-        return now_ms - start >= STALLED_ROUNDS * self.round_duration_ms
+        return (now_ms - start) * 1000 >= STALLED_PERMILLE * self.round_duration_ms
+
+    def _rebroadcast(self, now_ms: int, min_interval_ms: int) -> list[Action]:
+        if now_ms - self._last_broadcast_ms < min_interval_ms:
+            return []
+        self._last_broadcast_ms = now_ms
+        return [Broadcast(vote, rebroadcast=True) for vote in self._own_votes()]
 
     # -- the state machine ------------------------------------------------------------------------
 
@@ -547,14 +596,15 @@ class FinalityVoter:
         return Broadcast(vote)
 
     def _jump_to_completable_round(self, now_ms: int) -> bool:
-        """Catch up: a completable round R ahead of ours gives the estimate to vote on in R+1, and
-        more than f voters already voting in R+1 show that honest voters have left R."""
+        """Catch up: a completable round R ahead of ours gives the estimate to vote on in R+1, once
+        honest voters have left R (a catch-up of R, or more than f voters voting in R+1)."""
         faulty = len(self.voters) - self.threshold
         for number in sorted(self._rounds, reverse=True):
             if number <= self.round:
                 return False
-            after = self._rounds.get(number + 1)
-            if self._rounds[number].completable and after is not None and after.participants() > faulty:
+            rnd, after = self._rounds[number], self._rounds.get(number + 1)
+            left = rnd.vouched or (after is not None and after.participants() > faulty)
+            if rnd.completable and left:
                 self._advance(number + 1, now_ms)
                 return True
         return False

@@ -39,6 +39,7 @@ __all__ = [
     "SignedVote",
     "Stage",
     "Vote",
+    "VoterState",
     "check_equivocation_proof",
     "threshold",
     "verify_justification",
@@ -308,6 +309,51 @@ class CatchUp:
     @classmethod
     def decode(cls, data: bytes) -> CatchUp:
         return cls.from_wire(decode(data, MAX_CATCH_UP_BYTES))
+
+
+@dataclass(frozen=True)
+class VoterState:
+    """What a voter must persist to restart without ever signing twice, and knowing E(r-1).
+
+    `round` is the round it is in, `own_votes` the votes it cast there, `last_completed` the
+    votes of the round before (its `CatchUp`), and `base` a finalized block every vote of those
+    rounds descends from (the graph root to rebuild them on; GRANDPA persists it too). Written by
+    the node before each vote is sent.
+    """
+
+    set_id: int
+    round: int
+    base_hash: bytes
+    base_number: int
+    own_votes: tuple[SignedVote, ...]
+    last_completed: CatchUp | None
+
+    def to_wire(self) -> list[Any]:
+        last = None if self.last_completed is None else self.last_completed.to_wire()
+        votes = [vote.to_wire() for vote in self.own_votes]
+        return [self.set_id, self.round, self.base_hash, self.base_number, votes, last]
+
+    def encode(self) -> bytes:
+        return encode(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> VoterState:
+        set_id, round_number, base_hash, base_number, own_votes, last = expect_list(obj, 6, "voter state")
+        votes = expect_list(own_votes, what="own votes")
+        if len(votes) > 2:
+            raise DecodeError("voter state: more than two own votes")
+        return cls(
+            expect_int(set_id, U64_MAX, "set id"),
+            expect_int(round_number, U64_MAX, "round"),
+            expect_bytes(base_hash, HASH_LEN, what="base hash"),
+            expect_int(base_number, U32_MAX, "base number"),
+            tuple(SignedVote.from_wire(vote) for vote in votes),
+            None if last is None else CatchUp.from_wire(last),
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> VoterState:
+        return cls.from_wire(decode(data, MAX_CATCH_UP_BYTES + 4 * MAX_VOTE_BYTES))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ class Round:
         self._finalized: BlockId | None = None
         self._estimate: BlockId | None = None
         self._completable = False
-        self.ever_completable = False
+        self._ever_completable = False
+        self.vouched = False  # a peer sent it as a catch-up: a round it has completed and left
 
     # -- feeding votes ----------------------------------------------------------------------------
 
@@ -223,6 +224,13 @@ class Round:
         self._refresh()
         return self._completable
 
+    @property
+    def ever_completable(self) -> bool:
+        """Completable at some point: what the next round may build on (GRANDPA starts round r+1
+        once r is completable, then follows r's live estimate)."""
+        self._refresh()
+        return self._ever_completable
+
     def _weight(self, node: _Node, stage: int) -> int:
         return (node.support[stage] | self._equivocators[stage]).bit_count()
 
@@ -259,7 +267,7 @@ class Round:
         self._completable = (
             self._estimate[0] != ghost[0] or self._descend(ghost[0], possible, Stage.PRECOMMIT) == ghost[0]
         )
-        self.ever_completable = self.ever_completable or self._completable
+        self._ever_completable = self._ever_completable or self._completable
 
     def _ghost(self, stage: int) -> BlockId | None:
         base = self._graph[self.base[0]]

@@ -2,11 +2,17 @@
 votes, imported blocks, justifications and clock ticks, and carries out what it answers.
 
 Votes and commits (justifications of newly finalized blocks) travel on the `votes` gossip
-topic as `[0, vote]` or `[1, justification]`. A syncing node gets justifications with the blocks
+topic as `[0, vote, resend]` or `[1, justification, 0]`. Gossip message ids are content hashes,
+so a vote re-sent while a round is stuck (for peers that restarted or were cut off) carries a
+new `resend` counter, or the network would drop it as already seen. A syncing node gets justifications with the blocks
 it downloads and verifies each before finalizing, so finality is never taken on trust.
 
-The last round this node voted in is persisted before its vote leaves the node, so a restarted
-validator never signs a second, different vote in a round (that would be an equivocation).
+Before one of our votes leaves the node, our votes of the current and previous round and the
+catch-up of our last completed round are persisted. A restarted validator starts in the round it
+last voted in, re-reads its own votes (so it never signs a second, different vote in a round:
+that would be an equivocation, and the voter refuses to vote twice in a stage) and restores the
+previous round's estimate from the catch-up, so it can finish the round its peers wait in. A
+node whose finality stalls asks its peers for their catch-up.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ log = logging.getLogger("imagechain.finality")
 
 MESSAGE_VOTE, MESSAGE_COMMIT = 0, 1
 TICK_S = 0.1
-META_VOTED_ROUND = b"finality_voted_round"
+META_VOTER_STATE = b"finality_voter_state"
+CATCH_UP_RETRY_S = 3.0
 PENALTY_BAD_VOTE = 50
 MAX_VOTE_MESSAGE_BYTES = 512 * 1024
 
@@ -73,8 +80,9 @@ class FinalityService:
         chain = node.chain
         finalized = chain.finalized_header()
         state = chain.state_reader(finalized.hash)
-        voted = node.db.get_meta(META_VOTED_ROUND)
-        start_round = decode_trusted(voted) + 1 if voted is not None else 1
+        own_votes, catch_up = self._load_state()
+        start_round = max((vote.round for vote in own_votes), default=1)
+        self._own_votes: list[SignedVote] = own_votes
         self.voter = FinalityVoter(
             voters=aura.read_authorities(state),
             set_id=0,
@@ -87,13 +95,49 @@ class FinalityService:
         )
         self.voter.disabled = set(offences.read_disabled(chain.best_state()))
         self._peer: str | None = None  # the peer whose message is being handled
+        self._last_progress = (finalized.number, time.monotonic())
+        self._resends = 0
+        started = now_ms()
+        if catch_up is not None:
+            self.voter.on_catch_up(catch_up, started)
+        for vote in own_votes:
+            self.voter.on_vote(vote, started)
+
+    def _load_state(self) -> tuple[list[SignedVote], CatchUp | None]:
+        raw = self.node.db.get_meta(META_VOTER_STATE)
+        if raw is None:
+            return [], None
+        votes, catch_up = decode_trusted(raw)
+        return [SignedVote.decode(v) for v in votes], (CatchUp.decode(catch_up) if catch_up else None)
+
+    def _save_state(self, vote: SignedVote) -> None:
+        self._own_votes = [v for v in self._own_votes if v.round >= vote.round - 1] + [vote]
+        catch_up = self.voter.catch_up()
+        state = encode([[v.encode() for v in self._own_votes], catch_up.encode() if catch_up else b""])
+        with self.node.db.write() as txn:
+            self.node.db.put_meta(txn, META_VOTER_STATE, state)
 
     # -- driving the voter ----------------------------------------------------------------------
 
     async def run(self) -> None:
         while True:
             self._handle(self.voter.on_tick(now_ms()))
+            self._maybe_ask_for_catch_up()
             await trio.sleep(TICK_S)
+
+    def _maybe_ask_for_catch_up(self) -> None:
+        """No finality for three rounds: peers may have completed rounds we missed (restart)."""
+        finalized = self.node.chain.finalized_header().number
+        now = time.monotonic()
+        if finalized != self._last_progress[0]:
+            self._last_progress = (finalized, now)
+            return
+        stalled_for = now - self._last_progress[1]
+        if stalled_for < 3 * self.voter.round_duration_ms / 1000 or self.node.network is None:
+            return
+        self._last_progress = (finalized, now - stalled_for + CATCH_UP_RETRY_S)
+        for peer in sorted(p.peer_id for p in self.node.network.network.peers())[:4]:
+            self.node._spawn(self._request_catch_up, peer)
 
     def on_block_imported(self) -> None:
         self.voter.disabled = set(offences.read_disabled(self.node.chain.best_state()))
@@ -101,8 +145,9 @@ class FinalityService:
 
     def on_vote_gossip(self, data: bytes, peer_id: str) -> Verdict:
         try:
-            kind, payload = expect_list(decode(data, MAX_VOTE_MESSAGE_BYTES), 2, "finality message")
+            kind, payload, resend = expect_list(decode(data, MAX_VOTE_MESSAGE_BYTES), 3, "finality message")
             kind = expect_int(kind, 1, "finality message kind")
+            expect_int(resend, what="resend counter")
             payload = expect_bytes(payload, what="finality message payload")
             if kind == MESSAGE_VOTE:
                 vote = SignedVote.decode(payload)
@@ -161,10 +206,9 @@ class FinalityService:
     def _broadcast(self, action: Broadcast) -> None:
         vote = action.vote
         if not action.rebroadcast:
-            # Persist before sending: after a restart we must not sign in this round again.
-            with self.node.db.write() as txn:
-                self.node.db.put_meta(txn, META_VOTED_ROUND, encode(vote.round))
-        message = encode([MESSAGE_VOTE, vote.encode()])
+            self._save_state(vote)  # before sending: never sign again in this stage after a restart
+        self._resends += 1 if action.rebroadcast else 0
+        message = encode([MESSAGE_VOTE, vote.encode(), self._resends if action.rebroadcast else 0])
         self.node._spawn(self._publish, message)
 
     async def _publish(self, message: bytes) -> None:
@@ -181,7 +225,7 @@ class FinalityService:
             log.error("finality gadget asked to finalize #%d %s: %s", action.number, action.hash.hex(), exc)
             return
         log.debug("finalized #%d by round %d", action.number, action.justification.round)
-        self.node._spawn(self._publish, encode([MESSAGE_COMMIT, action.justification.encode()]))
+        self.node._spawn(self._publish, encode([MESSAGE_COMMIT, action.justification.encode(), 0]))
 
     def _report(self, action: ReportEquivocation) -> None:
         report = Extrinsic(Call("offences", "report_finality_equivocation", (action.proof.encode(),))).encode()

@@ -71,7 +71,7 @@ def watermark_cmd(src: str, dst: str, key: str, payload: str, strength: float | 
 @image_group.command("extract")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--key", required=True, help="80-bit key, 20 hex digits")
-@click.option("--no-sync", is_flag=True, help="skip the rotation resynchronisation search")
+@click.option("--no-sync", is_flag=True, help="skip the template resynchronisation (crops, small rotations)")
 def extract_cmd(file: str, key: str, no_sync: bool) -> None:
     """Print the payload (hex) carried by FILE under KEY; exit 1 if there is none."""
     from .watermark import extract

@@ -120,7 +120,7 @@ def template_amplitude(r256: np.ndarray, key: bytes) -> float:
     bg = uniform_filter(mag, BACKGROUND, mode=("wrap", "mirror"))
     f, _ = template_peaks(key)
     fi = f.astype(np.int64)
-    background = bg[fi[:, 1] % RENDITION_SIZE, fi[:, 0]]
+    background = bg[fi[:, 1] % RENDITION_SIZE, fi[:, 0]] + 1.0  # a flat image has none
     gain = TEMPLATE_TRANSFER * w.sum() / 2 / background  # whitened peak height per unit amplitude
     a = np.sqrt(TEMPLATE_TARGET / np.sum(gain * gain))
     return float(np.clip(a, TEMPLATE_MIN, TEMPLATE_MAX))
@@ -146,7 +146,7 @@ def template_image(key: bytes, amplitude: float = 1.0) -> np.ndarray:
     f, ph = template_peaks(key)
     n = RENDITION_SIZE
     idx = np.arange(n, dtype=np.float64)
-    out = np.zeros((n, n), dtype=np.float64)
-    for (fx, fy), p in zip(f, ph, strict=True):
-        out += np.cos(2.0 * np.pi * (fx * idx[None, :] + fy * idx[:, None]) / n + p)
-    return amplitude * out
+    # sum_i cos(2 pi (fx_i x + fy_i y) / n + phase_i) = Re sum_i e^{i(2 pi fy_i y / n + phase_i)} e^{2 pi i fx_i x / n}
+    ex = np.exp(2j * np.pi * np.outer(f[:, 0], idx) / n)
+    ey = np.exp(1j * (2 * np.pi * np.outer(f[:, 1], idx) / n + ph[:, None]))
+    return amplitude * np.real(ey.T @ ex)

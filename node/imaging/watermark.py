@@ -45,7 +45,7 @@ import numpy as np
 from numba import njit
 
 from .chaos import layout, scramble_bits
-from .dct import COEFF_FRAC_BITS, block_dct, block_dct_ref, block_idct_float
+from .dct import COEFF_FRAC_BITS, D8, block_dct, block_dct_ref, block_idct_float
 from .ecc import CODED_BITS, INFO_BITS, encode, pack, unpack, viterbi, viterbi_ref
 from .rendition import RENDITION_SIZE, verification_rendition
 from .template import template_delta
@@ -241,12 +241,15 @@ def embed_units(
     w_unit = np.bincount(unit, weights=w_slot, minlength=n_units) / counts
     share = w_slot / w_unit[unit]
     total = np.zeros((RENDITION_SIZE, RENDITION_SIZE), dtype=np.float64)
+    pending = np.zeros(N_SLOTS)  # slot coefficients of the part of total not yet measured in r
     if initial is not None:
+        # Not applied and re-measured on its own (a full-resolution pass, ~20 ms at 1080p): the
+        # first pass adds its exact rendition-domain coefficients, later passes measure it.
         total += initial(r)
-        out = apply_delta(base, total)
-        r = verification_rendition(out)
+        pending = _slot_coefficients_float(total)
     for it in range(iterations):
-        coeffs = slot_coefficients(r).astype(np.float64) / scale
+        coeffs = slot_coefficients(r).astype(np.float64) / scale + pending
+        pending = np.zeros(N_SLOTS)
         d = np.bincount(unit, weights=sign * coeffs, minlength=n_units) / counts
         goal = strength * (1.0 + 0.05 * it)  # later passes add a little margin for rounding
         need = np.where(targets * d < goal, goal * targets - d, 0.0)
@@ -258,7 +261,20 @@ def embed_units(
         total += block_idct_float(blocks, RENDITION_SIZE, RENDITION_SIZE)
         out = apply_delta(base, total)
         r = verification_rendition(out)
+    if out is base and initial is not None:  # no pass was needed: still apply the initial change
+        out = apply_delta(base, total)
     return out
+
+
+def _slot_coefficients_float(delta256: np.ndarray) -> np.ndarray:
+    """Float orthonormal DCT coefficients of all slots of a rendition-domain change."""
+    blocks = (
+        np.asarray(delta256, dtype=np.float64)
+        .reshape(RENDITION_SIZE // 8, 8, RENDITION_SIZE // 8, 8)
+        .transpose(0, 2, 1, 3)
+        .reshape(N_BLOCKS, 8, 8)
+    )
+    return (D8 @ blocks @ D8.T)[:, US, VS].ravel()
 
 
 def embed(

@@ -12,12 +12,18 @@ with the pool's reason as `data`.
 
 from __future__ import annotations
 
+import base64
 import inspect
+import re
+import weakref
 from typing import Annotated, Any
 
+import trio
+
+from node.codec import U64_MAX
 from node.core.chain import StatePruned
 from node.core.txpool import PoolRejected
-from node.keys import NETWORK_PREFIX, AddressError, decode_address
+from node.keys import NETWORK_PREFIX, AddressError, decode_address, encode_address
 from node.rpc.encoding import (
     block_to_json,
     from_hex,
@@ -26,11 +32,19 @@ from node.rpc.encoding import (
     jsonable,
     to_hex,
 )
-from node.rpc.errors import METHOD_NOT_FOUND, RpcError, pool_rejection, state_discarded, unknown_block
+from node.rpc.errors import (
+    METHOD_NOT_FOUND,
+    RpcError,
+    invalid_params,
+    pool_rejection,
+    state_discarded,
+    unknown_block,
+)
 from node.rpc.jsonrpc import JSON, CallContext, MethodTable, ParamType
+from node.runtime import copyright, emission, licensing, timestamp
 from node.state.trie import MissingNode
 from node.types import HASH_LEN, MAX_EXTRINSIC_BYTES, Header, extrinsic_hash
-from node.units import DECIMALS
+from node.units import DECIMALS, format_img
 
 TABLE = MethodTable()
 RPC_METHODS_VERSION = 1
@@ -482,3 +496,440 @@ async def rpc_discover(ctx: CallContext) -> JSON:
             for method in TABLE
         ],
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# copyright_*, licensing_*, emission_* (PROTOCOL sections 9-11; white paper 2.1.3.2 and 3)
+# ---------------------------------------------------------------------------------------------
+#
+# Reads of the runtime's state through its own helpers (`copyright.get_registration`,
+# `search_similar`, `licensing.offers_of`, ...), at the best block or at `at`. Accounts are
+# SS58 addresses; hashes, pHashes and payloads 0x hex; amounts both ways: a decimal string in
+# IMG ("12.5") and the raw integer in base units ("...Raw", a JSON integer that may exceed 2**53:
+# parse it with a big-integer JSON reader). Timestamps are milliseconds since the Unix epoch.
+#
+# `copyright_verifyImage` is the one method that does real CPU work (decode, rendition, watermark
+# extraction with the resynchronisation search: up to ~1 s for a large unmarked photo). It runs
+# in a worker thread so the node's trio loop keeps authoring and importing, and at most
+# MAX_IMAGE_JOBS run at once per node, so a burst of requests queues instead of starving the
+# chain. (The numba kernels hold the GIL while they run, ~1-30 ms at a time; the thread bounds
+# the loop's stalls to that, not to the whole verification.)
+
+MAX_VERIFY_IMAGE_BYTES = 7 * 1024 * 1024  # base64 of this fits the default 10 MiB request limit
+MAX_IMAGE_JOBS = 2
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+MAX_SIMILAR_RESULTS = 1000
+MAX_VERIFY_SIMILAR = 20
+
+_image_limiters: weakref.WeakKeyDictionary[Any, trio.CapacityLimiter] = weakref.WeakKeyDictionary()
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_DATA_URI = re.compile(r"data:[\w.+-]+/[\w.+-]+;base64,", re.IGNORECASE)
+
+
+def _u64(value: JSON) -> int:
+    return from_quantity(value, max_value=U64_MAX, what="id")
+
+
+def _sha256(value: JSON) -> bytes:
+    return from_hex(value, length=HASH_LEN, what="sha256")
+
+
+def _phash(value: JSON) -> int:
+    """A 64-bit pHash: a JSON integer, or 0x and 1-16 hex digits (leading zeros welcome)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a 64-bit pHash as an integer or 0x hex")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"0x[0-9a-fA-F]{1,16}", value):
+        number = int(value, 16)
+    else:
+        raise ValueError("expected a 64-bit pHash as an integer or 0x followed by up to 16 hex digits")
+    if not 0 <= number <= U64_MAX:
+        raise ValueError("a pHash is an unsigned 64-bit number")
+    return number
+
+
+def _radius(value: JSON) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("expected an integer radius")
+    if not 0 <= value <= copyright.MAX_SEARCH_RADIUS:
+        raise ValueError(
+            f"radius must be in 0..{copyright.MAX_SEARCH_RADIUS} (the index is exact up to there)"
+        )
+    return value
+
+
+def _count(value: JSON) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("expected a non-negative integer")
+    return value
+
+
+def _image_base64(value: JSON) -> bytes:
+    """Standard base64 (optionally as a data: URI), at most MAX_VERIFY_IMAGE_BYTES once decoded."""
+    if not isinstance(value, str):
+        raise ValueError("expected the image file as a base64 string")
+    prefix = _DATA_URI.match(value)
+    text = value[prefix.end() :] if prefix else value
+    if len(text) > 4 * ((MAX_VERIFY_IMAGE_BYTES + 2) // 3):
+        raise ValueError(f"image larger than {MAX_VERIFY_IMAGE_BYTES // (1024 * 1024)} MiB")
+    if len(text) % 4 or not _BASE64.fullmatch(text):
+        raise ValueError("not valid base64 (standard alphabet, padded)")
+    data = base64.b64decode(text)
+    if not data:
+        raise ValueError("empty image")
+    return data
+
+
+RegistrationId = Annotated[int, ParamType(_u64, _NUMBER_SCHEMA)]
+OfferId = RegistrationId
+Sha256 = Annotated[bytes, ParamType(_sha256, _HASH_SCHEMA)]
+PHash = Annotated[
+    int,
+    ParamType(
+        _phash,
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^0x[0-9a-fA-F]{1,16}$"},
+            ]
+        },
+    ),
+]
+Radius = Annotated[
+    int, ParamType(_radius, {"type": "integer", "minimum": 0, "maximum": copyright.MAX_SEARCH_RADIUS})
+]
+Count = Annotated[int, ParamType(_count, {"type": "integer", "minimum": 0})]
+ImageData = Annotated[
+    bytes,
+    ParamType(
+        _image_base64,
+        {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "the image file, base64 (data: URI allowed)",
+        },
+    ),
+]
+
+_REGISTRATION_RESULT = {
+    "type": ["object", "null"],
+    "description": "registration: id, owner, title, creator, description, sha256, phash, width, height, "
+    "format, isRaw, block, timestamp, versions[], tags[]",
+}
+_OFFERS_RESULT = {
+    "type": "array",
+    "description": "open offers: id, registrationId, seller, kind (RF|RM), price, priceRaw, fee, feeRaw, terms",
+}
+
+
+def _read_state(ctx: CallContext, at: bytes | None, read: Any) -> Any:
+    """`read(get)` over the state after block `at` (best by default); pruned state is error 4003."""
+    block_hash = _block_at(ctx, at)
+    try:
+        return read(ctx.node.chain.state_reader(block_hash))
+    except (StatePruned, MissingNode):
+        raise state_discarded(block_hash) from None
+
+
+def _img(value: int) -> str:
+    return format_img(value)
+
+
+def _version_json(index: int, version: copyright.Version) -> dict[str, Any]:
+    return {
+        "index": index,
+        "sha256": to_hex(version.sha256),
+        "phash": f"0x{version.phash:016x}",
+        "width": version.width,
+        "height": version.height,
+        "format": copyright.FORMATS.get(version.format_code, "unknown"),
+        "formatCode": version.format_code,
+        "isRaw": version.is_raw,
+        "uploader": encode_address(version.uploader),
+        "block": version.block,
+        "timestamp": version.timestamp_ms,
+        "extrinsicIndex": version.ext_index,
+        "watermark": to_hex(version.wm_payload),
+        "blobRoots": [to_hex(root) for root in version.blob_roots],
+    }
+
+
+def _registration_json(get: Any, registration: copyright.Registration) -> dict[str, Any]:
+    original = registration.original
+    return {
+        "id": registration.id,
+        "owner": encode_address(registration.owner),
+        "title": registration.title,
+        "creator": registration.creator,
+        "description": registration.description,
+        "sha256": to_hex(original.sha256),
+        "phash": f"0x{original.phash:016x}",
+        "width": original.width,
+        "height": original.height,
+        "format": copyright.FORMATS.get(original.format_code, "unknown"),
+        "isRaw": original.is_raw,
+        "block": original.block,
+        "timestamp": original.timestamp_ms,
+        "versions": [_version_json(i, v) for i, v in enumerate(registration.versions)],
+        "tags": [
+            {"tag": t.tag, "tagger": encode_address(t.tagger), "block": t.block}
+            for t in copyright.tags_of(get, registration.id)
+        ],
+    }
+
+
+def _offer_json(offer: licensing.Offer, params: licensing.LicensingParams) -> dict[str, Any]:
+    fee = licensing.licence_fee(params, offer.price)
+    return {
+        "id": offer.id,
+        "registrationId": offer.registration_id,
+        "seller": encode_address(offer.seller),
+        "kind": licensing.KIND_NAMES.get(offer.kind, str(offer.kind)),
+        "price": _img(offer.price),
+        "priceRaw": offer.price,
+        "fee": _img(fee),  # burned, paid by the buyer on top of the price
+        "feeRaw": fee,
+        "maxResolution": offer.max_resolution,
+        "use": offer.use,
+        "territory": offer.territory,
+        "runSize": offer.run_size,
+        "durationMs": offer.duration_ms,
+        "exclusive": offer.exclusive,
+        "createdBlock": offer.created_block,
+    }
+
+
+def _licence_json(licence: licensing.Licence, now_ms: int) -> dict[str, Any]:
+    return {
+        "id": licence.id,
+        "offerId": licence.offer_id,
+        "registrationId": licence.registration_id,
+        "licensee": encode_address(licence.licensee),
+        "licensor": encode_address(licence.licensor),
+        "kind": licensing.KIND_NAMES.get(licence.kind, str(licence.kind)),
+        "price": _img(licence.price),
+        "priceRaw": licence.price,
+        "fee": _img(licence.fee),
+        "feeRaw": licence.fee,
+        "maxResolution": licence.max_resolution,
+        "use": licence.use,
+        "territory": licence.territory,
+        "runSize": licence.run_size,
+        "exclusive": licence.exclusive,
+        "grantedAt": licence.granted_at_ms,
+        "expiresAt": licence.expires_at_ms,
+        "block": licence.block,
+        "active": licence.is_active(now_ms),
+    }
+
+
+def _fraction(numerator: int, denominator: int) -> str:
+    """numerator / denominator as an exact decimal string, for a power-of-ten denominator."""
+    digits = len(str(denominator)) - 1
+    assert denominator == 10**digits
+    whole, rest = divmod(numerator, denominator)
+    return str(whole) if rest == 0 else f"{whole}.{str(rest).rjust(digits, '0').rstrip('0')}"
+
+
+def _image_limiter(node: Any) -> trio.CapacityLimiter:
+    limiter = _image_limiters.get(node)
+    if limiter is None:
+        limiter = _image_limiters[node] = trio.CapacityLimiter(MAX_IMAGE_JOBS)
+    return limiter
+
+
+@TABLE.method("copyright_getRegistration", result=_REGISTRATION_RESULT)
+async def copyright_getRegistration(ctx: CallContext, id: RegistrationId, at: Hash | None = None) -> JSON:
+    """A registration with all its versions and tags; null if there is none with this id."""
+
+    def read(get: Any) -> JSON:
+        registration = copyright.get_registration(get, id)
+        return None if registration is None else _registration_json(get, registration)
+
+    return _read_state(ctx, at, read)
+
+
+@TABLE.method("copyright_findBySha256", result=_REGISTRATION_RESULT)
+async def copyright_findBySha256(ctx: CallContext, sha256: Sha256, at: Hash | None = None) -> JSON:
+    """The registration one of whose versions is exactly this file (its SHA-256); null if none."""
+
+    def read(get: Any) -> JSON:
+        found = copyright.find_by_sha256(get, sha256)
+        registration = None if found is None else copyright.get_registration(get, found)
+        return None if registration is None else _registration_json(get, registration)
+
+    return _read_state(ctx, at, read)
+
+
+@TABLE.method(
+    "copyright_searchSimilar",
+    result={"type": "array", "description": "[{id, distance}] by distance, then id"},
+)
+async def copyright_searchSimilar(
+    ctx: CallContext, phash: PHash, radius: Radius | None = None, at: Hash | None = None
+) -> JSON:
+    """Registrations with a version within `radius` (default: the chain's) of a pHash, nearest first.
+
+    Exact up to radius 16 (the on-chain multi-index); at most 1,000 results.
+    """
+
+    def read(get: Any) -> JSON:
+        r = copyright.read_params(get).phash_radius if radius is None else radius
+        found = copyright.search_similar(get, phash, r)[:MAX_SIMILAR_RESULTS]
+        return [{"id": rid, "distance": distance} for rid, distance in found]
+
+    return _read_state(ctx, at, read)
+
+
+@TABLE.method(
+    "copyright_verifyImage",
+    result={
+        "type": "object",
+        "description": "{width, height, phash, watermark, matches: [{kind: exact|similar, distance, "
+        "version, registration, offers}]}",
+    },
+)
+async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | None = None) -> JSON:
+    """Who owns this image? A copy found anywhere (base64 file, at most 7 MiB and 40 megapixels).
+
+    The watermark first: the payload extracted under the chain's key names the registration
+    exactly (`kind: "exact"`), even after JPEG re-encoding, resizing or a small rotation. Then
+    the pHash: registrations within the chain's radius (`kind: "similar"`, nearest first, at
+    most 20). Each match has its distance, the version it is closest to, the registration
+    (owner, block, versions) and its open licence offers.
+    """
+    from node.pod_mining.verify import ImageDecodeError, analyse_image_bytes
+
+    block_hash = _block_at(ctx, at)
+    key = copyright.watermark_key_for(ctx.node.genesis_hash)
+    try:
+        facts = await trio.to_thread.run_sync(
+            analyse_image_bytes, image, key, limiter=_image_limiter(ctx.node)
+        )
+    except ImageDecodeError as exc:
+        raise invalid_params(f"image: {exc}") from None
+
+    def read(get: Any) -> JSON:
+        licence_params = licensing.read_params(get)
+        exact_id = None if facts.payload is None else copyright.find_by_payload(get, facts.payload)
+        candidates: list[tuple[str, int]] = [] if exact_id is None else [("exact", exact_id)]
+        similar = copyright.search_similar(get, facts.phash, copyright.read_params(get).phash_radius)
+        candidates += [("similar", rid) for rid, _ in similar if rid != exact_id][:MAX_VERIFY_SIMILAR]
+        matches = []
+        for kind, rid in candidates:
+            registration = copyright.get_registration(get, rid)
+            if registration is None:
+                continue
+            distances = [(v.phash ^ facts.phash).bit_count() for v in registration.versions]
+            if kind == "exact":
+                version = next(
+                    i for i, v in enumerate(registration.versions) if v.wm_payload == facts.payload
+                )
+            else:
+                version = min(range(len(distances)), key=lambda i: (distances[i], i))
+            matches.append(
+                {
+                    "kind": kind,
+                    "distance": distances[version],
+                    "version": version,
+                    "registration": _registration_json(get, registration),
+                    "offers": [_offer_json(o, licence_params) for o in licensing.offers_of(get, rid)],
+                }
+            )
+        return {
+            "width": facts.width,
+            "height": facts.height,
+            "phash": f"0x{facts.phash:016x}",
+            "watermark": None if facts.payload is None else to_hex(facts.payload),
+            "matches": matches,
+        }
+
+    return _read_state(ctx, block_hash, read)
+
+
+@TABLE.method("copyright_registrationsOf", result={"type": "array", "items": {"type": "integer"}})
+async def copyright_registrationsOf(
+    ctx: CallContext,
+    account: AccountId,
+    start: Count | None = None,
+    limit: Count | None = None,
+    at: Hash | None = None,
+) -> JSON:
+    """Ids of the registrations an account owns: page [start, start + limit) of its list (limit <= 1000).
+
+    The list is kept in no meaningful order (removal swaps the last entry in); each page is
+    sorted. A page shorter than `limit` is the last.
+    """
+    page = DEFAULT_PAGE if limit is None else min(limit, MAX_PAGE)
+    return _read_state(ctx, at, lambda get: copyright.registrations_of(get, account, start or 0, page))
+
+
+@TABLE.method("licensing_offers", result=_OFFERS_RESULT)
+async def licensing_offers(ctx: CallContext, id: RegistrationId, at: Hash | None = None) -> JSON:
+    """The open licence offers of a registration, by offer id (fee: what a buyer burns on top)."""
+
+    def read(get: Any) -> JSON:
+        params = licensing.read_params(get)
+        return [_offer_json(offer, params) for offer in licensing.offers_of(get, id)]
+
+    return _read_state(ctx, at, read)
+
+
+@TABLE.method(
+    "licensing_licensesOf",
+    result={"type": "array", "description": "licences bought, in purchase order, with `active` at the block"},
+)
+async def licensing_licensesOf(
+    ctx: CallContext,
+    account: AccountId,
+    start: Count | None = None,
+    limit: Count | None = None,
+    at: Hash | None = None,
+) -> JSON:
+    """Licences an account bought, in purchase order: page [start, start + limit) (limit <= 1000)."""
+    page = DEFAULT_PAGE if limit is None else min(limit, MAX_PAGE)
+
+    def read(get: Any) -> JSON:
+        raw_now = get(timestamp.KEY_NOW)
+        now_ms = 0 if raw_now is None else int.from_bytes(raw_now, "big")
+        return [
+            _licence_json(licence, now_ms)
+            for licence in licensing.licences_of(get, account, start or 0, page)
+        ]
+
+    return _read_state(ctx, at, read)
+
+
+@TABLE.method(
+    "emission_status",
+    result={
+        "type": ["object", "null"],
+        "description": "generated, rate, remaining, nextReward, cap (IMG strings and ...Raw integers); "
+        "null without mining rewards",
+    },
+)
+async def emission_status(ctx: CallContext, at: Hash | None = None) -> JSON:
+    """The mined supply so far, the current reward rate and what remains below the cap."""
+
+    def read(get: Any) -> JSON:
+        status = emission.emission_status(get)
+        params = emission.read_params(get)
+        if status is None or params is None:
+            return None
+        return {
+            "generated": _img(status.generated),
+            "generatedRaw": status.generated,
+            "rate": _fraction(status.rate_numerator, status.rate_denominator),
+            "rateNumerator": status.rate_numerator,
+            "rateDenominator": status.rate_denominator,
+            "remaining": _img(status.remaining),
+            "remainingRaw": status.remaining,
+            "nextReward": _img(status.next_reward),
+            "nextRewardRaw": status.next_reward,
+            "cap": _img(params.cap),
+            "capRaw": params.cap,
+        }
+
+    return _read_state(ctx, at, read)

@@ -35,6 +35,7 @@ from node.consensus.finality import (
     SignedVote,
     Stage,
     Vote,
+    VoterState,
     check_equivocation_proof,
     verify_justification,
 )
@@ -167,7 +168,9 @@ class SimNode:
     # Byzantine bookkeeping: (round, stage) already equivocated, and when each round was first seen
     byz_done: set[tuple[int, int]] = field(default_factory=set)
     byz_round_seen: dict[int, int] = field(default_factory=dict)
-    sent_votes: list[SignedVote] = field(default_factory=list)  # what a node persists before sending
+    sent_votes: list[SignedVote] = field(default_factory=list)  # every vote it ever signed
+    persisted: bytes | None = None  # `VoterState` blob, written before each vote is sent
+    persisted_round: int = 0
     equivocated_at: list[int] = field(default_factory=list)  # Byzantine: times it sent conflicting pairs
 
     @property
@@ -259,29 +262,21 @@ class Sim:
             self._sync_blocks(index)
 
     def restart(self, index: int) -> None:
-        """Replace a node's voter by a new one rebuilt from what a node persists: its round, the
-        catch-up of the round before, and the votes it sent in its round (so it never re-signs)."""
+        """Replace a node's voter by a new one, as a node process restart does: from its finalized
+        block and the `VoterState` it persisted before its last vote."""
         node = self.nodes[index]
-        old = node.voter
-        catch_up = old.catch_up()
-        own = [vote for vote in node.sent_votes if vote.round == old.round]
         voter = FinalityVoter(
             self.voter_keys,
             0,
             GENESIS_HASH,
             node.chain,
-            old.last_finalized,
+            node.chain.finalized,
             keypair=node.keypair,
             round_duration_ms=self.config.round_ms,
-            start_round=old.round,
         )
-        actions: list[Any] = []
-        if catch_up is not None:
-            actions += voter.on_catch_up(catch_up, self.now)
-        for vote in own:
-            actions += voter.on_vote(vote, self.now)
         node.voter = voter
-        self._handle(node, actions)
+        if node.persisted is not None:
+            self._handle(node, voter.resume(VoterState.decode(node.persisted), self.now))
 
     def partition(self, *groups: list[int]) -> None:
         self.groups = [set(group) for group in groups]
@@ -454,6 +449,9 @@ class Sim:
         self._handle(node, node.voter.on_catch_up(catch_up, self.now), sender=src)
 
     def _handle(self, node: SimNode, actions: list[Any], sender: int | None = None) -> None:
+        if node.keypair is not None and not node.byzantine and node.voter.round != node.persisted_round:
+            node.persisted_round = node.voter.round  # persist on round change (a faster restart)
+            node.persisted = node.voter.persistent_state().encode()
         for action in actions:
             if isinstance(action, Broadcast):
                 assert not node.byzantine, "an observer voter must never vote"
@@ -463,6 +461,7 @@ class Sim:
                         f"node {node.index} signed twice in round {vote.round} {vote.stage.name}"
                     )
                     node.sent_votes.append(vote)
+                    node.persisted = node.voter.persistent_state().encode()
                 else:
                     assert action.vote in node.sent_votes, "a rebroadcast must re-send a vote already sent"
                 node.seen.add(action.vote)

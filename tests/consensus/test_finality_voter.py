@@ -19,6 +19,7 @@ from node.consensus.finality import (
     Stage,
     Step,
     Vote,
+    VoterState,
     check_equivocation_proof,
     verify_justification,
 )
@@ -248,16 +249,24 @@ def test_a_catch_up_moves_a_lagging_voter_to_the_round_after_it() -> None:
     voter.on_tick(0)
     (final,) = of(Finalize, voter.on_catch_up(completed_round(40, A[4]), 100))
     assert final.number == 5
-    # Jumping waits for evidence that honest voters are in round 41: votes there by more than f.
-    assert voter.round == 1
-    voter.on_vote(vote(1, Stage.PREVOTE, A[5], round_number=41), 100)
-    assert voter.round == 1  # one voter could be the Byzantine one
-    voter.on_vote(vote(2, Stage.PREVOTE, A[5], round_number=41), 100)
-    assert voter.round == 41 and voter.step is Step.START
+    assert voter.round == 41 and voter.step is Step.START  # a peer sends only rounds it has left
     # it votes in round 41 on top of round 40's estimate, never in the rounds it skipped
     (prevote,) = of(Broadcast, voter.on_tick(100 + ROUND_MS // 2))
     assert prevote.vote.round == 41 and prevote.vote.vote.target_hash == A[5].hash
     assert voter.on_catch_up(completed_round(30, A[4]), 200) == []  # behind us: ignored
+
+
+def test_a_completable_future_round_from_gossip_needs_evidence_that_voters_moved_on() -> None:
+    voter = make_voter(0)
+    voter.on_tick(0)
+    for index in range(1, 4):  # round 2 completes in gossip while we are still in round 1
+        for stage in Stage:
+            voter.on_vote(vote(index, stage, A[4], round_number=2), 10)
+    assert voter.round_state(2).completable and voter.round == 1
+    voter.on_vote(vote(1, Stage.PREVOTE, A[5], round_number=3), 10)
+    assert voter.round == 1  # one voter in round 3 may be the Byzantine one
+    voter.on_vote(vote(2, Stage.PREVOTE, A[5], round_number=3), 10)
+    assert voter.round == 3  # two (more than f = 1): honest voters have left round 2
 
 
 def test_invalid_catch_ups_are_penalized() -> None:
@@ -285,6 +294,25 @@ def test_invalid_catch_ups_are_penalized() -> None:
     assert lagging.round == 10
 
 
+def test_a_resumed_voter_keeps_its_votes_and_its_round() -> None:
+    voter = make_voter(0)
+    voter.on_catch_up(completed_round(6, A[3]), 0)  # a catch-up of round 6 puts us in round 7
+    assert voter.round == 7
+    (prevote,) = of(Broadcast, voter.on_tick(ROUND_MS))
+    blob = voter.persistent_state().encode()  # what the node writes before sending the prevote
+    state = VoterState.decode(blob)
+    assert state.round == 7 and state.own_votes == (prevote.vote,) and state.last_completed.round == 6
+    restarted = make_voter(0)
+    assert of(Broadcast, restarted.resume(state, 5 * ROUND_MS)) == []
+    assert restarted.round == 7 and restarted.step is Step.START
+    actions = restarted.on_tick(6 * ROUND_MS)  # timer due: the prevote is not signed again
+    assert [b.vote for b in of(Broadcast, actions)] == [prevote.vote]  # re-sent as is
+    for index in (1, 2):
+        actions = restarted.on_vote(vote(index, Stage.PREVOTE, A[5], round_number=7), 6 * ROUND_MS)
+    (precommit,) = [b for b in of(Broadcast, actions) if not b.rebroadcast]
+    assert precommit.vote.stage is Stage.PRECOMMIT and precommit.vote.round == 7
+
+
 def test_a_restarted_voter_abstains_until_it_knows_the_previous_estimate() -> None:
     voter = make_voter(0, start_round=7)
     voter.on_tick(0)
@@ -296,10 +324,11 @@ def test_a_restarted_voter_abstains_until_it_knows_the_previous_estimate() -> No
     own = vote(0, Stage.PREVOTE, A[4], round_number=7)
     voter.on_vote(own, 0)
     actions = voter.on_tick(ROUND_MS)
-    assert of(Broadcast, actions) == []
+    assert [b.vote for b in of(Broadcast, actions)] == [own]  # re-sent, not signed again
+    assert all(b.rebroadcast for b in of(Broadcast, actions))
     for index in (1, 2):
         actions += voter.on_vote(vote(index, Stage.PREVOTE, A[5], round_number=7), ROUND_MS)
-    (precommit,) = of(Broadcast, actions)
+    (precommit,) = [b for b in of(Broadcast, actions) if not b.rebroadcast]
     assert precommit.vote.stage is Stage.PRECOMMIT and precommit.vote.round == 7
 
 

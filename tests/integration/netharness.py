@@ -43,6 +43,7 @@ class NetNode:
     key: str | None
     rpc_port: int = field(default_factory=free_port)
     p2p_port: int = field(default_factory=free_port)
+    prometheus_port: int = field(default_factory=free_port)
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
@@ -76,7 +77,7 @@ class Network:
     def arguments(self, node: NetNode) -> list[str]:
         args = [sys.executable, "-m", "node", "node", "--chain", str(self.chain_path),
                 "--base-path", str(node.base), "--rpc-port", str(node.rpc_port), "--port", str(node.p2p_port),
-                "--name", f"node{node.index}", "--log", "info", "--pruning", "archive"]
+                "--prometheus-port", str(node.prometheus_port), "--name", f"node{node.index}", "--log", "info", "--pruning", "archive"]
         if node.key is not None:
             args += ["--validator", "--key", node.key]
         if self.bootnode is not None and node.index != 0:
@@ -88,7 +89,10 @@ class Network:
         node.process = subprocess.Popen(self.arguments(node), stdout=log, stderr=subprocess.STDOUT,
                                         env={**os.environ}, start_new_session=True)
         if wait:
-            eventually(lambda: node.client.health() is not None, 60, f"node{node.index} RPC\n{node.log()}")
+            try:
+                eventually(lambda: node.client.health() is not None, 60, f"node{node.index} RPC")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n--- node{node.index} log ---\n{node.log()}") from None
             if node.index == 0 and self.bootnode is None:
                 addresses = node.client.call("system_localListenAddresses")
                 self.bootnode = addresses[0]
