@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from node.codec import u128_to_bytes
-from node.keys import Keypair, decode_address
+from node.keys import Keypair, decode_address, encode_address
 from node.rpc.encoding import block_from_json, from_hex, header_from_json, to_hex
 from node.runtime import licensing
 from node.runtime.balances import KEY_TOTAL_ISSUANCE
@@ -445,14 +445,25 @@ class RpcClient:
 
         The watermarked copy is written before anything is submitted (to `out`, or next to the
         file as <name>.imagechain.png/.jpg); publish that copy, not the original. Raises
-        `PodError` before submission for a file that cannot be registered, `RegistrationRejected`
-        (naming the existing registration) when the chain refuses it as a duplicate.
+        `PodError` before submission for a file that cannot be registered (including a file the
+        chain already has: checked right after hashing), `RegistrationRejected` (naming the
+        existing registration) when the chain refuses it, e.g. as a near-duplicate.
         """
-        from node.pod_mining.pipeline import prepare_file
+        from node.pod_mining.pipeline import PodError, prepare_file
+
+        def preflight(sha256: bytes) -> None:
+            """Stop before the slow steps (and the fee) when the chain already has this exact file."""
+            existing = self.find_by_sha256(sha256)
+            if existing is not None:
+                raise PodError(
+                    f"this exact file is already registered as registration #{existing.id} "
+                    f"(owner {encode_address(existing.owner)})",
+                    existing.id,
+                )
 
         upload = prepare_file(
             path, genesis_hash=self.genesis_hash(), uploader=signer.account_id, title=title, creator=creator,
-            description=description, raw=raw, out=out, progress=progress,
+            description=description, raw=raw, out=out, progress=progress, preflight=preflight,
         )  # fmt: skip
         return self.submit_registration(signer, upload, wait=wait, tip=tip, timeout=timeout)
 

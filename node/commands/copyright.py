@@ -139,6 +139,8 @@ def register_command(
         if done >= total:
             bar.__exit__(None, None, None)
 
+    target = out if out is not None else _default_out(file)
+    existed = target is not None and target.exists()
     with _client(url) as client:
         click.echo(f"Watermarking {file} ({size:,} bytes) for {from_.address}...", err=True)
         try:
@@ -149,11 +151,11 @@ def register_command(
         except PodError as exc:
             raise click.ClickException(str(exc)) from exc
         except RpcClientError as exc:
-            # Refused or failed: the copy's payload is not on chain, so it must not circulate.
-            written = out if out is not None else _default_out(file)
-            if written is not None and written.exists() and written.resolve() != file.resolve():
-                written.unlink()
-                click.echo(f"removed {written}: its watermark is not registered", err=True)
+            # Refused or failed: the copy's payload is not on chain, so a copy this run created
+            # must not circulate (one that existed before is left alone).
+            if target is not None and not existed and target.exists():
+                target.unlink()
+                click.echo(f"removed {target}: its watermark is not registered", err=True)
             raise click.ClickException(str(exc)) from exc
         upload = result.upload
         click.echo(f"watermarked: {result.watermarked}")

@@ -160,7 +160,7 @@ def _list_viterbi_kernel(soft, n_info, pred, sign, memory, size):  # pragma: no 
     pm[0, 0] = 0.0
     nxt = np.empty((nstates, size))
     from_p = np.zeros((steps, nstates, size), dtype=np.int8)
-    from_l = np.zeros((steps, nstates, size), dtype=np.int32)
+    from_l = np.zeros((steps, nstates, size), dtype=np.int16)
     for t in range(steps):
         for st in range(nstates):
             p0 = pred[st, 0]
@@ -185,9 +185,7 @@ def _list_viterbi_kernel(soft, n_info, pred, sign, memory, size):  # pragma: no 
                     from_p[t, st, rank] = 1
                     from_l[t, st, rank] = j
                     j += 1
-        for st in range(nstates):
-            for rank in range(size):
-                pm[st, rank] = nxt[st, rank]
+        pm, nxt = nxt, pm
     out = np.zeros((size, n_info), dtype=np.uint8)
     n_out = 0
     for rank0 in range(size):
@@ -206,7 +204,7 @@ def _list_viterbi_kernel(soft, n_info, pred, sign, memory, size):  # pragma: no 
 
 
 def list_viterbi(soft: np.ndarray, n_info: int, size: int) -> np.ndarray:
-    """The ``size`` best paths (rows of info bits, best first) for float soft values.
+    """The ``size`` (at most 32767) best paths (rows of info bits, best first), float soft values.
 
     Not used by validators: only the resynchronisation of copies found in the wild, where the
     soft values are weaker (a crop removes part of every coded bit's slots) and the keyed check

@@ -63,7 +63,7 @@ FINE_LOG_STEP = 0.002
 FINE_ANGLE_STEP = 0.1
 CANDIDATES = 6  # coarse local maxima refined
 MAX_CANDIDATES = 3  # geometries decoded, best search score first
-LIST_SIZE = 32  # Viterbi paths tested against the keyed check per geometry
+LIST_SIZE = 16  # Viterbi paths tested against the keyed check per attempt
 
 
 # ---------------------------------------------------------------- geometry
@@ -431,7 +431,8 @@ def decode_aligned(r: np.ndarray, valid: np.ndarray, key: bytes) -> bytes | None
     """The payload of a re-aligned rendition, or None.
 
     The LIST_SIZE best Viterbi paths are tested against the keyed check (16 -> 18 of the 24
-    perfect-alignment 25% crops above; each path adds 2**-32 to the false-acceptance chance).
+    perfect-alignment 25% crops above, no further gain up to 64 paths; each path adds 2**-32
+    to the false-acceptance chance).
     """
     if not valid.any():
         return None

@@ -73,7 +73,14 @@ GENERIC_RAW_CODE = copyright.FORMAT_BY_NAME["raw"]
 
 
 class PodError(Exception):
-    """The upload cannot be registered as given; the message says why, fit to show a person."""
+    """The upload cannot be registered as given; the message says why, fit to show a person.
+
+    `registration_id` names the registration the file already is, when that is the reason.
+    """
+
+    def __init__(self, message: str, registration_id: int | None = None) -> None:
+        super().__init__(message)
+        self.registration_id = registration_id
 
 
 @dataclass(frozen=True)
@@ -259,12 +266,18 @@ def prepare_file(
     raw: bool = False,
     out: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    preflight: Callable[[bytes], None] | None = None,
 ) -> PreparedUpload:
     """The whole pipeline for one file (module doc); writes the watermarked copy.
 
     `raw=True` asserts the file is the camera RAW original (the upload that can take over
     ownership of a registered image): a file that is not RAW is refused rather than claimed
     as one. RAW files are recognised and claimed as RAW either way.
+
+    The copy goes to `out` (overwritten if it exists: the caller chose it) or next to the file
+    (<name>.imagechain.png/.jpg), which must not exist yet: it may be the published copy of an
+    earlier registration. `preflight(sha256)` runs right after hashing, before the slow steps;
+    the client uses it to stop at once when the chain already has this exact file.
     """
     source = Path(path)
     if not source.is_file():
@@ -279,6 +292,15 @@ def prepare_file(
     sha256, size = hash_file(source, progress)
     if size == 0:
         raise PodError(f"{source} is empty")
+    if preflight is not None:
+        preflight(sha256)
+    target = Path(out) if out is not None else default_output_path(source, format_code)
+    if target.resolve() == source.resolve():
+        raise PodError(f"the watermarked copy would overwrite the original {source}; choose another --out")
+    if out is None and target.exists():
+        raise PodError(
+            f"{target} already exists (an earlier watermarked copy?); choose where to write with --out"
+        )
     try:
         rgb = imio.load_rgb(source)
     except imio.UnsupportedRawError as exc:
@@ -288,9 +310,6 @@ def prepare_file(
     after = source.stat()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         raise PodError(f"{source} changed while it was being read; try again")
-    target = Path(out) if out is not None else default_output_path(source, format_code)
-    if target.resolve() == source.resolve():
-        raise PodError(f"the watermarked copy would overwrite the original {source}; choose another --out")
     jpeg = target.suffix.lower() in (".jpg", ".jpeg") if out is not None else format_code == JPEG_CODE
     return prepare_image(
         rgb, genesis_hash=genesis_hash, uploader=uploader, sha256=sha256, format_code=format_code, is_raw=is_raw,

@@ -69,7 +69,9 @@ def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own limit, checked while opening
-        raise ImageDecodeError(f"image too large: at most {max_pixels:,} pixels are accepted ({exc})") from None
+        raise ImageDecodeError(
+            f"image too large: at most {max_pixels:,} pixels are accepted ({exc})"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - a decoder fed hostile bytes fails in many ways; all mean "not an image"
         raise ImageDecodeError(f"cannot decode the image: {type(exc).__name__}: {exc}") from None
 

@@ -114,7 +114,13 @@ def test_hash_is_streamed(tmp_path: Path) -> None:
     ],
 )
 def test_bad_inputs_are_clear_errors(
-    tmp_path: Path, jpeg_file: Path, bob: Keypair, name: str, content: bytes | None, kwargs: dict, message: str
+    tmp_path: Path,
+    jpeg_file: Path,
+    bob: Keypair,
+    name: str,
+    content: bytes | None,
+    kwargs: dict,
+    message: str,
 ) -> None:
     path = jpeg_file if content is None else tmp_path / name
     if content is not None:
