@@ -27,7 +27,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-from node.codec import u128_to_bytes
+from node.codec import decode, u128_to_bytes
 from node.keys import Keypair, decode_address, encode_address
 from node.rpc.encoding import block_from_json, from_hex, header_from_json, to_hex
 from node.runtime import licensing
@@ -277,6 +277,11 @@ class RpcClient:
         for result in self._subscribe("chain_subscribeNewHeads", [], "chain_newHead", timeout):
             yield _decoded(header_from_json, result)
 
+    def subscribe_finalized_heads(self, timeout: float | None = None) -> Iterator[Header]:
+        """Each newly finalized header, starting with the current one; `timeout` bounds each wait."""
+        for result in self._subscribe("chain_subscribeFinalizedHeads", [], "chain_finalizedHead", timeout):
+            yield _decoded(header_from_json, result)
+
     # -- state ----------------------------------------------------------------------------------
 
     def storage(self, key: bytes, at: bytes | None = None) -> bytes | None:
@@ -410,8 +415,6 @@ class RpcClient:
 
     def events(self, block_hash: bytes) -> list[ChainEvent]:
         """Every event of a block (read from `system:events` in the block's state)."""
-        from node.codec import decode
-
         raw = self.storage(KEY_EVENTS, block_hash)
         return (
             [] if raw is None else _decoded(lambda data: [ChainEvent.from_wire(e) for e in decode(data)], raw)

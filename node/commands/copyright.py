@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from node.client import CallFailed, RpcClient, RpcClientError
+from node.client import CallFailed, RpcClient, RpcError, TransactionFailed
 from node.commands.wallet import _SCHEME_CHOICE, _account_id, _amount, _client, _signer, _url_option
 from node.imaging.cli import image_group
 from node.keys import encode_address
@@ -30,12 +31,13 @@ BIG_FILE_BYTES = 16 * 1024 * 1024
 # The node takes at most 7 MiB per verification; larger files are sent as a JPEG of this long edge.
 VERIFY_UPLOAD_LIMIT = 7 * 1024 * 1024
 VERIFY_LONG_EDGE = 4096
-_DURATION = re.compile(r"^(\d+)\s*(ms|s|m|h|d)?$")
+_DURATION = re.compile(r"^(\d+)\s*(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def _signer_options(function: Any) -> Any:
-    """--from, --scheme, --password-file and --tip, as `tx transfer` takes them."""
+    """--from, --scheme, --password-file, --tip and --url, as `tx transfer` takes them."""
+    function = _url_option(function)
     for option in reversed(
         [
             click.option(
@@ -57,7 +59,7 @@ def _signer_options(function: Any) -> Any:
         ]
     ):
         function = option(function)
-    return _url_option(function)
+    return function
 
 
 def _when(ms: int) -> str:
@@ -70,7 +72,7 @@ def _duration_ms(text: str) -> int:
         raise click.BadParameter(
             "expected a number with a unit: 500ms, 90s, 30m, 12h or 30d", param_hint="--duration"
         )
-    value = int(match.group(1)) * _UNIT_MS[match.group(2) or "ms"]
+    value = int(match.group(1)) * _UNIT_MS[match.group(2)]
     if value <= 0:
         raise click.BadParameter("the duration must be more than zero", param_hint="--duration")
     return value
@@ -124,24 +126,10 @@ def register_command(
     from_ = _signer(sender, scheme, password_file)
     tip_value = _amount(tip, "--tip")
     size = file.stat().st_size
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if total < BIG_FILE_BYTES:
-            return
-        if bar is None:
-            bar = click.progressbar(
-                length=total, label=f"Reading {file.name}", file=click.get_text_stream("stderr")
-            )
-            bar.__enter__()
-        bar.update(done - bar.pos)
-        if done >= total:
-            bar.__exit__(None, None, None)
-
+    progress = _ReadProgress(file.name)
     target = out if out is not None else _default_out(file)
     existed = target is not None and target.exists()
-    with _client(url) as client:
+    with _client(url) as client, progress:
         click.echo(f"Watermarking {file} ({size:,} bytes) for {from_.address}...", err=True)
         try:
             result = client.register_image(
@@ -150,9 +138,10 @@ def register_command(
             )  # fmt: skip
         except PodError as exc:
             raise click.ClickException(str(exc)) from exc
-        except RpcClientError as exc:
-            # Refused or failed: the copy's payload is not on chain, so a copy this run created
-            # must not circulate (one that existed before is left alone).
+        except (RpcError, CallFailed, TransactionFailed) as exc:
+            # Refused for good: the copy's payload will never be on chain, so a copy this run
+            # created must not circulate (one that existed before is left alone). A timeout or a
+            # lost connection is not "for good": the registration may still land; keep the copy.
             if target is not None and not existed and target.exists():
                 target.unlink()
                 click.echo(f"removed {target}: its watermark is not registered", err=True)
@@ -186,6 +175,35 @@ def register_command(
             click.echo(f"reward: {format_img(result.reward)} IMG")
         elif result.not_rewarded is not None:
             click.echo(f"reward: none ({result.not_rewarded})")
+
+
+class _ReadProgress:
+    """A progress bar on stderr while a big file is read and hashed (small files read too fast to need one)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < BIG_FILE_BYTES:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=f"Reading {self.name}", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def __enter__(self) -> _ReadProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _default_out(file: Path) -> Path | None:

@@ -29,12 +29,12 @@ finalized in that round, and honest voters only vote for chains containing it. A
 signs two different votes for one round and stage, and never votes in a round whose predecessor
 it has not seen completable (a restarted voter abstains until it has).
 
-A voter that fell behind catches up GRANDPA's way: a round R ahead of ours that is completable
-makes us jump to round R+1, without voting in the rounds skipped, if we have reason to believe
-honest voters have left R: R came in a `CatchUp` (a peer only sends rounds it completed), or
-more than f voters (so at least one honest one) already vote in R+1. Future rounds seen in
-gossip (within FUTURE_ROUNDS) without that evidence do not make us jump: we finish our round and
-vote in R, because peers still in R may need our votes there to leave it.
+A voter that fell behind catches up GRANDPA's way: a completable round R (ours or ahead of it)
+makes us jump to round R+1, without casting the votes left in the rounds skipped, if we have
+reason to believe honest voters have left R: R came in a `CatchUp` (a peer only sends rounds it
+completed), or more than f voters (so at least one honest one) already vote in R+1. Future
+rounds seen in gossip (within FUTURE_ROUNDS) without that evidence do not make us jump: we finish
+our round and vote in R, because peers still in R may need our votes there to leave it.
 
 Memory is bounded: rounds outside [current - PAST_ROUNDS, current + FUTURE_ROUNDS] (plus one
 catch-up round and the round after it) are dropped, and each round holds at most two votes per
@@ -137,6 +137,9 @@ FUTURE_ROUNDS = 2
 # later rounds then ask for a catch-up, and a peer's first vote in it gets ours re-sent. A
 # healthy round ends within one duration (the precommit timer), plus gossip time.
 STALLED_PERMILLE = 1500
+
+# How far below its base a round may be rebuilt to take in a catch-up's votes (see `_rebase`).
+MAX_REBASE_DEPTH = MAX_ANCESTRY_HEADERS
 
 # Each handler call advances at most this many state transitions (finalizations, votes,
 # round changes); every transition is progress, so this only guards against a bug looping.
@@ -415,7 +418,8 @@ class FinalityVoter:
             self._catch_up_round = catch_up.round
         if catch_up.round not in self._rounds:
             self._rounds[catch_up.round] = self._new_round(catch_up.round)
-        if catch_up.round > self.round:
+        self._rebase(catch_up.round, (*catch_up.prevotes, *catch_up.precommits))
+        if catch_up.round >= self.round:
             self._rounds[catch_up.round].vouched = True  # the sender has left it
         actions: list[Action] = []
         for vote in (*catch_up.prevotes, *catch_up.precommits):
@@ -596,11 +600,16 @@ class FinalityVoter:
         return Broadcast(vote)
 
     def _jump_to_completable_round(self, now_ms: int) -> bool:
-        """Catch up: a completable round R ahead of ours gives the estimate to vote on in R+1, once
-        honest voters have left R (a catch-up of R, or more than f voters voting in R+1)."""
+        """Catch up: a completable round R, ours or ahead of it, gives the estimate to vote on in
+        R+1, once honest voters have left R (a catch-up of R, or more than f voters voting in R+1).
+
+        R may be our own round: if we cannot finish it (say a vote we never received keeps our
+        E(R-1) off its prevote GHOST's chain, so we cannot precommit), waiting in it is useless
+        once the others have left, and skipping our remaining votes is always safe.
+        """
         faulty = len(self.voters) - self.threshold
         for number in sorted(self._rounds, reverse=True):
-            if number <= self.round:
+            if number < self.round:
                 return False
             rnd, after = self._rounds[number], self._rounds.get(number + 1)
             left = rnd.vouched or (after is not None and after.participants() > faulty)
@@ -627,6 +636,31 @@ class FinalityVoter:
         for number in sorted(self._rounds):
             if number < low or (number > high and number not in keep):
                 del self._rounds[number]
+
+    def _rebase(self, round_number: int, votes: tuple[SignedVote, ...]) -> None:
+        """Lower a round's base to the lowest vote target below it on its chain, if any.
+
+        A base must be a block every honest vote of the round descends from. After a restart the
+        voter only knows its finalized block, which a later round may have finalized, so the
+        restored rounds can sit too high and never complete; a catch-up's votes (threshold
+        signed) show how low they go. Votes off the chain are ignored, and so are targets more
+        than MAX_REBASE_DEPTH below the base (bounding the graph).
+        """
+        rnd = self._rounds[round_number]
+        base_hash, base_number = rnd.base
+        lowest: BlockId | None = None
+        for vote in (*votes, *rnd.votes(Stage.PREVOTE), *rnd.votes(Stage.PRECOMMIT)):
+            target = (vote.vote.target_hash, vote.vote.target_number)
+            if not base_number - MAX_REBASE_DEPTH <= target[1] < base_number:
+                continue
+            if (lowest is None or target[1] < lowest[1]) and self.chain.is_descendant(base_hash, target[0]):
+                header = self.chain.header(target[0])
+                if header is not None and header.number == target[1]:
+                    lowest = target
+        if lowest is not None:
+            rebuilt = rnd.rebased(lowest)
+            rebuilt.import_pending(self.chain)
+            self._rounds[round_number] = rebuilt
 
     def _new_round(self, round_number: int) -> Round:
         """Track a round, based as high as is safe: a lower base only costs graph size."""

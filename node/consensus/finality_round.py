@@ -177,6 +177,17 @@ class Round:
             node.support[stage] |= bit
             current = node.parent if current != self.base[0] else None
 
+    def rebased(self, base: BlockId) -> Round:
+        """The same votes on another base: with a lower base the accounting is as exact and covers
+        more blocks (every result at or above the old base is unchanged)."""
+        fresh = Round(self.number, self.voter_count, base)
+        fresh.vouched = self.vouched
+        for stage in Stage:
+            for voter in sorted(self._votes[stage]):
+                for vote in self._votes[stage][voter]:
+                    fresh.add(voter, vote)
+        return fresh
+
     # -- reading votes ----------------------------------------------------------------------------
 
     def votes_of(self, stage: Stage, voter: int) -> list[SignedVote]:

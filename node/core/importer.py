@@ -14,7 +14,7 @@ The pipeline, in order (a failure at any step rejects the block with a reason):
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from node.codec import DecodeError
@@ -80,6 +80,7 @@ def signature_jobs(extrinsics: tuple[bytes, ...], max_extrinsic_bytes: int) -> t
 # One dispatcher thread hands signature batches to the key module's worker pool, so the C-level
 # verification (which releases the GIL) overlaps the Python-level execution of the same block.
 _dispatcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagechain-sigdispatch")
+INLINE_SIGNATURES = 32
 
 
 def execute_and_check(chain: Chain, block: Block, now_ms: int) -> ImportedBlock:
@@ -105,7 +106,11 @@ def execute_and_check(chain: Chain, block: Block, now_ms: int) -> ImportedBlock:
     # Verify signatures on the other cores while executing optimistically; any bad signature
     # invalidates the whole block, so the verdict is the same as checking first.
     indexes, jobs = signature_jobs(block.extrinsics, params.max_extrinsic_bytes)
-    pending = _dispatcher.submit(verify_batch, jobs)
+    pending: Future[list[bool]] = Future()
+    if len(jobs) < INLINE_SIGNATURES:
+        pending.set_result(verify_batch(jobs, workers=1))  # a few: a thread round trip costs more
+    else:
+        pending = _dispatcher.submit(verify_batch, jobs)
     assumed: list[bool | None] = [None] * len(block.extrinsics)
     for index in indexes:
         assumed[index] = True

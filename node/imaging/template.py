@@ -11,7 +11,7 @@ add to the payload's coefficients). Their integer frequencies (fx, fy) are keyed
 angle and kept off the axes (where the edges of crops, black rotation corners and man-made
 structures put their energy), in a band high enough that the host's 1/f spectrum is weak
 (measured: detection SNR per unit of distortion still rises up to ~110 cycles) yet below
-Nyquist for copies up to SCALE_MIN smaller. Under any affine map of the image the peaks move
+Nyquist for copies up to ``sync.SCALE_MIN`` times smaller. Under any affine map of the image the peaks move
 by the inverse transpose of its linear part, and their phases shift by the translation, which
 :mod:`.sync` reads off to re-align the copy.
 
@@ -44,7 +44,11 @@ TEMPLATE_R_LO = 88.0
 TEMPLATE_R_HI = 112.0
 # No peak within this many degrees of an axis.
 TEMPLATE_AXIS_GUARD = 10.0
-# Per-image amplitude of each sinusoid (grey levels of the rendition change before masking).
+# Per-image amplitude of each sinusoid (grey levels of the rendition change, before masking):
+# enough for a predicted whitened template energy (sum over the peaks of the squared
+# peak-to-background ratio) of TEMPLATE_TARGET, within [TEMPLATE_MIN, TEMPLATE_MAX]. The cap is
+# what the busiest bench photo affords at PSNR >= 40.5 dB (astronaut: 40.66 dB, and its 25%
+# crops still rank the true geometry first on 12 offsets of 12).
 TEMPLATE_TARGET = 330.0
 TEMPLATE_MIN = 0.2
 TEMPLATE_MAX = 0.5
@@ -64,7 +68,8 @@ _PERSON = b"imagechain-sync1"
 def _unit_floats(key: bytes, i: int) -> tuple[float, float, float]:
     """Three keyed numbers in [0, 1) for peak i."""
     d = hashlib.blake2b(key + i.to_bytes(2, "big"), digest_size=24, person=_PERSON).digest()
-    return tuple(int.from_bytes(d[8 * j : 8 * j + 8], "big") / 2.0**64 for j in range(3))  # type: ignore[return-value]
+    u = [int.from_bytes(d[8 * j : 8 * j + 8], "big") / 2.0**64 for j in range(3)]
+    return u[0], u[1], u[2]
 
 
 def template_peaks(key: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,7 @@ __all__ = [
 CHUNK_BYTES = 1 << 20
 JPEG_QUALITY = 95
 OUTPUT_SUFFIX = ".imagechain"
+OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 # `progress(done_bytes, total_bytes)`, called while the file is read.
 Progress = Callable[[int, int], None]
@@ -297,6 +298,8 @@ def prepare_file(
     target = Path(out) if out is not None else default_output_path(source, format_code)
     if target.resolve() == source.resolve():
         raise PodError(f"the watermarked copy would overwrite the original {source}; choose another --out")
+    if target.suffix.lower() not in OUTPUT_EXTENSIONS:
+        raise PodError(f"{target}: the watermarked copy is written as PNG or JPEG; use a .png or .jpg name")
     if out is None and target.exists():
         raise PodError(
             f"{target} already exists (an earlier watermarked copy?); choose where to write with --out"

@@ -567,11 +567,12 @@ def _count(value: JSON) -> int:
 
 
 def _image_base64(value: JSON) -> bytes:
-    """Standard base64 (optionally as a data: URI), at most MAX_VERIFY_IMAGE_BYTES once decoded."""
+    """Standard base64 (optionally as a data: URI; line breaks ignored), at most MAX_VERIFY_IMAGE_BYTES
+    once decoded."""
     if not isinstance(value, str):
         raise ValueError("expected the image file as a base64 string")
     prefix = _DATA_URI.match(value)
-    text = value[prefix.end() :] if prefix else value
+    text = "".join((value[prefix.end() :] if prefix else value).split())
     if len(text) > 4 * ((MAX_VERIFY_IMAGE_BYTES + 2) // 3):
         raise ValueError(f"image larger than {MAX_VERIFY_IMAGE_BYTES // (1024 * 1024)} MiB")
     if len(text) % 4 or not _BASE64.fullmatch(text):
@@ -825,7 +826,7 @@ async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | N
             distances = [(v.phash ^ facts.phash).bit_count() for v in registration.versions]
             if kind == "exact":
                 version = next(
-                    i for i, v in enumerate(registration.versions) if v.wm_payload == facts.payload
+                    (i for i, v in enumerate(registration.versions) if v.wm_payload == facts.payload), 0
                 )
             else:
                 version = min(range(len(distances)), key=lambda i: (distances[i], i))

@@ -261,10 +261,13 @@ class Sim:
         if online:
             self._sync_blocks(index)
 
-    def restart(self, index: int) -> None:
+    def restart(self, index: int, replay: bool = False) -> None:
         """Replace a node's voter by a new one, as a node process restart does: from its finalized
-        block and the `VoterState` it persisted before its last vote."""
+        block and the `VoterState` it persisted before its last vote, given to `resume`; or, with
+        `replay`, by starting in the persisted round and replaying the persisted catch-up and own
+        votes through `on_catch_up` and `on_vote` (no persisted round base)."""
         node = self.nodes[index]
+        state = VoterState.decode(node.persisted) if node.persisted is not None else None
         voter = FinalityVoter(
             self.voter_keys,
             0,
@@ -273,10 +276,20 @@ class Sim:
             node.chain.finalized,
             keypair=node.keypair,
             round_duration_ms=self.config.round_ms,
+            start_round=state.round if replay and state is not None else 1,
         )
         node.voter = voter
-        if node.persisted is not None:
-            self._handle(node, voter.resume(VoterState.decode(node.persisted), self.now))
+        if state is None:
+            return
+        if not replay:
+            self._handle(node, voter.resume(state, self.now))
+            return
+        actions: list[Any] = []
+        if state.last_completed is not None:
+            actions += voter.on_catch_up(state.last_completed, self.now)
+        for vote in state.own_votes:
+            actions += voter.on_vote(vote, self.now)
+        self._handle(node, actions)
 
     def partition(self, *groups: list[int]) -> None:
         self.groups = [set(group) for group in groups]

@@ -39,8 +39,8 @@ def test_honest_voters_finalize_continuously_with_small_lag(voters: int) -> None
     assert sim.min_finalized() >= sim.best_number() - 3
 
 
-@pytest.mark.parametrize("restart", [False, True], ids=["frozen", "restarted"])
-def test_one_of_four_offline_keeps_finality_two_stop_it_and_one_back_resumes(restart: bool) -> None:
+@pytest.mark.parametrize("restart", [None, "resume", "replay"], ids=["frozen", "resumed", "replayed"])
+def test_one_of_four_offline_keeps_finality_two_stop_it_and_one_back_resumes(restart: str | None) -> None:
     sim = Sim(SimConfig(voters=4, seed=11, drop=0.05))
     sim.run_until(8_000)
     start = sim.min_finalized()
@@ -60,8 +60,8 @@ def test_one_of_four_offline_keeps_finality_two_stop_it_and_one_back_resumes(res
     best_at_return = sim.best_number()
     assert best_at_return >= stalled + 10  # authoring went on
 
-    if restart:
-        sim.restart(2)  # a new voter from persisted round, catch-up and own votes
+    if restart is not None:
+        sim.restart(2, replay=restart == "replay")  # a new voter from its persisted state
     sim.set_online(2, True)
     sim.run_until(46_000)
     assert sim.min_finalized(three) >= best_at_return, "finality must resume and cover the gap"

@@ -269,6 +269,33 @@ def test_a_completable_future_round_from_gossip_needs_evidence_that_voters_moved
     assert voter.round == 3  # two (more than f = 1): honest voters have left round 2
 
 
+def test_a_voter_that_cannot_finish_its_round_leaves_it_once_the_others_have() -> None:
+    # Our view of round 1 (its estimate on the B fork) differs from the others', whose round 2
+    # prevote GHOST is on the A fork: we may not precommit in round 2, ever.
+    voter = make_voter(0)
+    precommits = (
+        vote(1, Stage.PRECOMMIT, B[2]),
+        vote(2, Stage.PRECOMMIT, B[2]),
+        vote(3, Stage.PRECOMMIT, A[1]),
+    )
+    round_one = CatchUp(0, 1, tuple(vote(i, Stage.PREVOTE, B[2]) for i in range(1, 4)), precommits)
+    voter.on_catch_up(round_one, 0)
+    assert voter.round == 2 and voter.last_finalized == block_id(A[1])
+    assert voter.round_state(1).estimate == block_id(B[2])  # B5 may still have been finalized
+    voter.on_tick(ROUND_MS)  # prevote on the B fork
+    for index in range(1, 4):
+        for stage in Stage:
+            voter.on_vote(vote(index, stage, A[5], round_number=2), ROUND_MS)
+    rnd = voter.round_state(2)
+    assert rnd.completable and voter.step is Step.PREVOTED
+    voter.on_tick(10 * ROUND_MS)
+    assert voter.round == 2 and voter.step is Step.PREVOTED  # stuck: GHOST A6 is not above B5
+    voter.on_catch_up(completed_round(2, A[5]), 10 * ROUND_MS)  # a peer has left round 2
+    assert voter.round == 3
+    (prevote,) = [b for b in of(Broadcast, voter.on_tick(12 * ROUND_MS)) if not b.rebroadcast]
+    assert prevote.vote.round == 3 and prevote.vote.vote.target_hash == A[5].hash
+
+
 def test_invalid_catch_ups_are_penalized() -> None:
     voter = make_voter(0)
     good = completed_round(9, A[4])
@@ -330,6 +357,20 @@ def test_a_restarted_voter_abstains_until_it_knows_the_previous_estimate() -> No
         actions += voter.on_vote(vote(index, Stage.PREVOTE, A[5], round_number=7), ROUND_MS)
     (precommit,) = [b for b in of(Broadcast, actions) if not b.rebroadcast]
     assert precommit.vote.stage is Stage.PRECOMMIT and precommit.vote.round == 7
+
+
+def test_a_replayed_restart_rebuilds_rounds_below_a_later_finalized_block() -> None:
+    # Restarted in round 7 knowing only its finalized block A5 (finalized by round 7 itself);
+    # round 6's votes are for A4, below it. Its persisted catch-up shows that, and the round is
+    # rebuilt on a lower base, so E(6) is known again and the voter can vote in round 7.
+    voter = FinalityVoter(
+        VOTERS, 0, GENESIS_HASH, chain_with(A, B), block_id(A[4]), keypair=KEYS[0], start_round=7
+    )
+    voter.on_catch_up(completed_round(6, A[3]), 0)
+    restored = voter.round_state(6)
+    assert restored.base[1] <= 4 and restored.completable and restored.estimate == block_id(A[3])
+    (prevote,) = [b for b in of(Broadcast, voter.on_tick(ROUND_MS)) if not b.rebroadcast]
+    assert prevote.vote.round == 7 and prevote.vote.vote.target_hash == A[5].hash
 
 
 def test_catch_up_and_round_votes_serve_what_a_lagging_peer_needs() -> None:

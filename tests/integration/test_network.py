@@ -17,12 +17,12 @@ import time
 
 import pytest
 
+from devnet.harness import Network, eventually
 from node.keys import dev_keypair
 from node.runtime import offences
 from node.runtime.executive import SPEC_VERSION
 from node.types import Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
 from tests.chainutil import IMG, transfer_call
-from tests.integration.netharness import Network, eventually
 
 pytestmark = pytest.mark.slow
 

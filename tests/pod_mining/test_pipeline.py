@@ -130,9 +130,30 @@ def test_bad_inputs_are_clear_errors(
         prepare_file(path, **args)
 
 
-def test_the_original_is_never_overwritten(jpeg_file: Path, bob: Keypair) -> None:
+def test_where_the_copy_goes(jpeg_file: Path, bob: Keypair) -> None:
+    args = {"genesis_hash": GENESIS, "uploader": bob.account_id, "title": "t"}
     with pytest.raises(PodError, match="overwrite the original"):
-        prepare_file(jpeg_file, genesis_hash=GENESIS, uploader=bob.account_id, title="t", out=jpeg_file)
+        prepare_file(jpeg_file, out=jpeg_file, **args)
+    with pytest.raises(PodError, match="use a .png or .jpg name"):
+        prepare_file(jpeg_file, out=jpeg_file.with_suffix(".webp"), **args)
+    first = prepare_file(jpeg_file, **args)
+    assert first.watermarked is not None and first.watermarked.exists()
+    # The default name is never overwritten (it may be an earlier registration's published copy)...
+    with pytest.raises(PodError, match="already exists"):
+        prepare_file(jpeg_file, **args)
+    # ...but an explicit --out is.
+    again = prepare_file(jpeg_file, out=first.watermarked, **args)
+    assert again.payload == first.payload and again.watermarked == first.watermarked
+
+
+def test_preflight_stops_before_the_slow_steps(jpeg_file: Path, bob: Keypair) -> None:
+    def known(sha256: bytes) -> None:
+        raise PodError("already registered as registration #7", 7)
+
+    with pytest.raises(PodError) as stopped:
+        prepare_file(jpeg_file, genesis_hash=GENESIS, uploader=bob.account_id, title="t", preflight=known)
+    assert stopped.value.registration_id == 7
+    assert not jpeg_file.with_name("photo.imagechain.jpg").exists()
 
 
 def test_a_claim_that_would_not_verify_is_never_built(

@@ -238,9 +238,10 @@ async def test_verify_image_exact_then_similar(
     (offer,) = match["offers"]
     assert (offer["kind"], offer["price"], offer["priceRaw"], offer["fee"]) == ("RF", "5", 5 * IMG, "0.005")
 
-    # The unmarked original, resized: no watermark, found by its pHash (a data: URI is accepted).
+    # The unmarked original, resized: no watermark, found by its pHash (a wrapped data: URI is fine).
     small = np.asarray(Image.fromarray(photo).resize((384, 288), Image.LANCZOS))
-    uri = "data:image/png;base64," + b64(_png(small))
+    wrapped = base64.encodebytes(_png(small)).decode()  # 76-character lines, as `base64` writes them
+    uri = "data:image/png;base64," + wrapped
     found = await result(http, "copyright_verifyImage", [uri])
     assert found["watermark"] is None
     (match,) = found["matches"]
@@ -439,3 +440,52 @@ async def test_emission_status_json(http: httpx.AsyncClient, server: Server) -> 
     }  # fmt: skip
     assert await result(http, "licensing_offers", [1]) == []
     assert await result(http, "licensing_licensesOf", [encode_address(CHARLIE.account_id)]) == []
+
+
+async def test_cli_progress_large_verify_and_rm_offers(
+    server: Server, auto_author: None, photo: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import node.commands.copyright as commands
+
+    url = server.url
+    monkeypatch.setattr(commands, "BIG_FILE_BYTES", 1)  # every file is "big": the progress bar shows
+    monkeypatch.setattr(commands, "VERIFY_UPLOAD_LIMIT", 1000)  # and too big to send as is
+    source = tmp_path / "pier.png"
+    Image.fromarray(photo).save(source)
+    registered = await invoke(
+        image_group, "register", str(source), "--title", "Pier", "--out", str(tmp_path / "out" / "pier.jpg"),
+        "--from", "//Bob", "--url", url,
+    )  # fmt: skip
+    assert registered.exit_code == 0, registered.output
+    assert "Reading pier.png" in registered.output
+    out = lines(registered.output)
+    assert out["watermarked"] == str(tmp_path / "out" / "pier.jpg") and out["reward"] == "none (TooSmall)"
+    with Image.open(out["watermarked"]) as written:
+        assert written.format == "JPEG"  # --out's extension decides
+
+    verified = await invoke(image_group, "verify", out["watermarked"], "--url", url)
+    assert verified.exit_code == 0, verified.output
+    assert "sending a 512x384 JPEG rendering of pier.jpg" in verified.output
+    assert lines(verified.output)["match"] == "exact"
+
+    rm = await invoke(
+        license_group, "offer", "1", "--kind", "rm", "--price", "100", "--use", "editorial", "--territory", "EU",
+        "--duration", "30d", "--run-size", "5000", "--exclusive", "--from", "//Bob", "--url", url,
+    )  # fmt: skip
+    assert rm.exit_code == 0, rm.output
+    listed = await invoke(license_group, "list", "1", "--url", url)
+    assert (
+        "RM 100 IMG (+ 0.1 IMG fee, burned), use: editorial, territory: EU, 5,000 copies, 30 days, exclusive"
+        in listed.output
+    ), listed.output
+    for bad, message in (
+        (["--kind", "rm", "--duration", "30"], "expected a number with a unit"),
+        (["--kind", "rm"], "needs --duration"),
+        (["--exclusive"], "need --kind rm"),
+    ):
+        refused = await invoke(
+            license_group, "offer", "1", "--price", "1", *bad, "--from", "//Bob", "--url", url
+        )
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+    not_owner = await invoke(license_group, "offer", "1", "--price", "1", "--from", "//Charlie", "--url", url)
+    assert not_owner.exit_code == 1 and "offer refused: licensing.NotOwner" in not_owner.output

@@ -1,4 +1,4 @@
-"""A small multi-node network of real `imagechain node` processes on 127.0.0.1 for tests.
+"""A small multi-node network of real `imagechain node` processes on 127.0.0.1 (tests, benches).
 
 Unlike `devnet up`, the harness starts, kills and restarts single nodes with extra flags, which
 the fault tests need. Node 0 is the bootnode of every other node.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,12 @@ from typing import Any
 
 from devnet.layout import devnet_spec, validator_keys
 from node.client import RpcClient
-from tests.integration.nodeproc import free_port
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
