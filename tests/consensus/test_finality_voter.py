@@ -364,7 +364,14 @@ def test_a_replayed_restart_rebuilds_rounds_below_a_later_finalized_block() -> N
     # round 6's votes are for A4, below it. Its persisted catch-up shows that, and the round is
     # rebuilt on a lower base, so E(6) is known again and the voter can vote in round 7.
     voter = FinalityVoter(
-        VOTERS, 0, GENESIS_HASH, chain_with(A, B), block_id(A[4]), keypair=KEYS[0], start_round=7
+        VOTERS,
+        0,
+        GENESIS_HASH,
+        chain_with(A, B),
+        block_id(A[4]),
+        keypair=KEYS[0],
+        start_round=7,
+        round_duration_ms=ROUND_MS,
     )
     voter.on_catch_up(completed_round(6, A[3]), 0)
     restored = voter.round_state(6)

@@ -14,7 +14,7 @@ One story, in order (each step needs the state the previous ones left):
 
 The photos are generated (`natural_image`: 1/f spectrum, correlated colour, hard-edged objects),
 deterministic and never downloaded. Blocks come every 2 s (the dev chain's slot), so the test
-takes ~30 s, most of it waiting for six blocks.
+takes ~15 s, most of it waiting for six blocks.
 """
 
 from __future__ import annotations
