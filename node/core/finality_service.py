@@ -137,7 +137,7 @@ class FinalityService:
             return
         self._last_progress = (finalized, now - stalled_for + CATCH_UP_RETRY_S)
         for peer in sorted(p.peer_id for p in self.node.network.network.peers())[:4]:
-            self.node._spawn(self._request_catch_up, peer)
+            self.node.spawn(self._request_catch_up, peer)
 
     def on_block_imported(self) -> None:
         self.voter.disabled = set(offences.read_disabled(self.node.chain.best_state()))
@@ -201,7 +201,7 @@ class FinalityService:
                 if self._peer is not None:
                     self._penalize(self._peer, action.reason)
             elif isinstance(action, RequestCatchUp) and self._peer is not None:
-                self.node._spawn(self._request_catch_up, self._peer)
+                self.node.spawn(self._request_catch_up, self._peer)
 
     def _broadcast(self, action: Broadcast) -> None:
         vote = action.vote
@@ -209,7 +209,7 @@ class FinalityService:
             self._save_state(vote)  # before sending: never sign again in this stage after a restart
         self._resends += 1 if action.rebroadcast else 0
         message = encode([MESSAGE_VOTE, vote.encode(), self._resends if action.rebroadcast else 0])
-        self.node._spawn(self._publish, message)
+        self.node.spawn(self._publish, message)
 
     async def _publish(self, message: bytes) -> None:
         if self.node.network is not None:
@@ -225,7 +225,7 @@ class FinalityService:
             log.error("finality gadget asked to finalize #%d %s: %s", action.number, action.hash.hex(), exc)
             return
         log.debug("finalized #%d by round %d", action.number, action.justification.round)
-        self.node._spawn(self._publish, encode([MESSAGE_COMMIT, action.justification.encode(), 0]))
+        self.node.spawn(self._publish, encode([MESSAGE_COMMIT, action.justification.encode(), 0]))
 
     def _report(self, action: ReportEquivocation) -> None:
         report = Extrinsic(Call("offences", "report_finality_equivocation", (action.proof.encode(),))).encode()

@@ -105,10 +105,12 @@ class Node:
         best = self.chain.best_header()
         ext_hash = self.pool.submit(encoded, self.chain.best_state(), best.number)
         if not from_network:
-            self._spawn(self._announce_transaction, encoded)
+            self.spawn(self._announce_transaction, encoded)
         return ext_hash
 
-    def _spawn(self, function: Any, *args: Any) -> None:
+    def spawn(self, function: Any, *args: Any) -> None:
+        """Run a network task (announcements, requests) in the node's nursery; a node without
+        networking has nothing to send, so the task is dropped."""
         if self._nursery is not None and self.network is not None:
             self._nursery.start_soon(function, *args)
 
@@ -240,10 +242,10 @@ class Node:
         )
         self._headers_by_slot.setdefault(slot, header)
         self._after_import(change)
-        self._spawn(self._announce_block, built.block)
+        self.spawn(self._announce_block, built.block)
         self._after_new_block(built.block)
         if self.config.test_equivocate:
-            self._spawn(self._announce_block, self._equivocating_twin(built.block))
+            self.spawn(self._announce_block, self._equivocating_twin(built.block))
         return built
 
     def _equivocating_twin(self, block: Block) -> Block:
