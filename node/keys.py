@@ -406,9 +406,11 @@ def verify_batch(items: Sequence[tuple[PublicKey, bytes, bytes]], workers: int =
 NETWORK_PREFIX = 42
 
 _ADDRESS_CHECKSUM_CONTEXT = b"IMGADDR"
-_ADDRESS_CHECKSUM_LEN = 2
+# Four checksum bytes (Base58Check's length) rather than SS58's two for 32-byte ids: with two, about
+# 1 in 65,536 single-character typos still decodes, to another account.
+_ADDRESS_CHECKSUM_LEN = 4
 _ADDRESS_LEN = 1 + ACCOUNT_ID_LEN + _ADDRESS_CHECKSUM_LEN
-_MAX_ADDRESS_TEXT = 64  # a 35-byte address is 47-48 characters; bounds the base58 big-int work
+_MAX_ADDRESS_TEXT = 64  # a 37-byte address is 50-51 characters; bounds the base58 big-int work
 
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {char: index for index, char in enumerate(_B58_ALPHABET)}
@@ -449,8 +451,8 @@ def _address_checksum(prefix: int, account_id: bytes) -> bytes:
 def encode_address(account_id: bytes, prefix: int = NETWORK_PREFIX) -> str:
     """Text address of an AccountId.
 
-    base58(prefix || account_id || checksum), checksum = first 2 bytes of
-    blake2b_512(b"IMGADDR" || prefix || account_id). Like SS58, but with our own checksum context.
+    base58(prefix || account_id || checksum), checksum = first 4 bytes of
+    blake2b_512(b"IMGADDR" || prefix || account_id). Like SS58, but with our own checksum context and 4 bytes of it.
     """
     if not isinstance(account_id, bytes) or len(account_id) != ACCOUNT_ID_LEN:
         raise ValueError("an account id must be 32 bytes")

@@ -308,7 +308,7 @@ def test_verify_batch_rejects_negative_workers() -> None:
 
 def expected_address(account_id: bytes, prefix: int) -> str:
     """Independent re-statement of the documented address format."""
-    checksum = hashlib.blake2b(b"IMGADDR" + bytes([prefix]) + account_id, digest_size=64).digest()[:2]
+    checksum = hashlib.blake2b(b"IMGADDR" + bytes([prefix]) + account_id, digest_size=64).digest()[:4]
     payload = bytes([prefix]) + account_id + checksum
     value = int.from_bytes(payload, "big")
     text = ""
@@ -352,9 +352,7 @@ def _single_character_substitutions(text: str) -> list[str]:
 def test_every_single_character_typo_of_dev_addresses_is_rejected() -> None:
     """Exhaustive over all ~2,700 substitutions of each of the 12 dev addresses.
 
-    With a 2-byte checksum this cannot hold for every possible address: each typo slips through with
-    probability about 1/65536, so roughly 4% of addresses have at least one undetected substitution
-    (see the two tests below). The dev addresses happen to have none.
+    With a 4-byte checksum a typo slips through with probability about 2**-32 (see the tests below).
     """
     for scheme in ALL_SCHEMES:
         for name in DEV_NAMES:
@@ -364,17 +362,11 @@ def test_every_single_character_typo_of_dev_addresses_is_rejected() -> None:
                     decode_address(typo)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="2-byte checksum (as specified): ~1 in 65536 single-character typos decodes to another account",
-)
-def test_known_checksum_collision_typo_is_rejected() -> None:
-    """A real counter-example: character 18 of this address changed from '1' to 'G' still decodes.
-
-    Strict xfail: if the checksum is ever lengthened this starts passing, and the marker must go.
-    """
+def test_known_two_byte_checksum_collision_typo_is_rejected() -> None:
+    """With SS58's 2-byte checksum, character 18 of this address changed from '1' to 'G' still
+    decoded (to another account); the 4-byte checksum rejects it."""
     account_id = blake2b_256(b"fixed account 1")
-    text = encode_address(account_id)  # 5HBsekYrAkB66vui91c5ViPNdYFK5njXPYFguqq7fYnLTtrY today
+    text = encode_address(account_id)
     typo = text[:17] + "G" + text[18:]
     assert typo != text
     with pytest.raises(AddressError):
@@ -392,8 +384,8 @@ def test_random_typos_slip_through_at_most_at_checksum_rate() -> None:
                 accepted += 1
             except AddressError:
                 pass
-    # Expected about attempted / 65536 (~4 of ~275,000); 30 would mean a broken checksum.
-    assert accepted <= 30, f"{accepted} of {attempted} typos accepted"
+    # Expected about attempted / 2**32 (~0.00006 of ~280,000): any accepted typo means a broken checksum.
+    assert accepted == 0, f"{accepted} of {attempted} typos accepted"
 
 
 @pytest.mark.parametrize(
