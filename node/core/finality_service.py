@@ -7,12 +7,11 @@ so a vote re-sent while a round is stuck (for peers that restarted or were cut o
 new `resend` counter, or the network would drop it as already seen. A syncing node gets justifications with the blocks
 it downloads and verifies each before finalizing, so finality is never taken on trust.
 
-Before one of our votes leaves the node, our votes of the current and previous round and the
-catch-up of our last completed round are persisted. A restarted validator starts in the round it
-last voted in, re-reads its own votes (so it never signs a second, different vote in a round:
-that would be an equivocation, and the voter refuses to vote twice in a stage) and restores the
-previous round's estimate from the catch-up, so it can finish the round its peers wait in. A
-node whose finality stalls asks its peers for their catch-up.
+Before one of our votes leaves the node, the voter's persistent state (its round, our votes in
+it, the round's base and the previous round's votes) is written. A restarted validator resumes
+from it: it never signs a second, different vote in a round (an equivocation) and knows the
+previous round's estimate, so it can finish the round its peers wait in. A node whose finality
+stalls asks its peers for their catch-up.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from node.codec import DecodeError, decode, decode_trusted, encode, expect_bytes, expect_int, expect_list
+from node.codec import DecodeError, decode, encode, expect_bytes, expect_int, expect_list
 from node.consensus.finality import (
     Broadcast,
     CatchUp,
@@ -34,6 +33,7 @@ from node.consensus.finality import (
     ReportEquivocation,
     RequestCatchUp,
     SignedVote,
+    VoterState,
 )
 from node.core.chain import Chain, NotDescendant
 from node.p2p.network import RequestFailed, Verdict
@@ -79,47 +79,43 @@ class FinalityService:
         self.node = node
         chain = node.chain
         finalized = chain.finalized_header()
-        state = chain.state_reader(finalized.hash)
-        own_votes, catch_up = self._load_state()
-        start_round = max((vote.round for vote in own_votes), default=1)
-        self._own_votes: list[SignedVote] = own_votes
+        state = self._load_state()
         self.voter = FinalityVoter(
-            voters=aura.read_authorities(state),
+            voters=aura.read_authorities(chain.state_reader(finalized.hash)),
             set_id=0,
             genesis_hash=node.genesis_hash,
             chain=ChainAdapter(chain),
             last_finalized=(finalized.hash, finalized.number),
             keypair=node.authority,
             round_duration_ms=2 * node.spec.params.slot_ms,
-            start_round=start_round,
+            start_round=state.round if state is not None else 1,
         )
         self.voter.disabled = set(offences.read_disabled(chain.best_state()))
         self._peer: str | None = None  # the peer whose message is being handled
         self._last_progress = (finalized.number, time.monotonic())
         self._resends = 0
-        started = now_ms()
-        if catch_up is not None:
-            self.voter.on_catch_up(catch_up, started)
-        for vote in own_votes:
-            self.voter.on_vote(vote, started)
+        self._resume_actions = self.voter.resume(state, now_ms()) if state is not None else []
 
-    def _load_state(self) -> tuple[list[SignedVote], CatchUp | None]:
+    def _load_state(self) -> VoterState | None:
         raw = self.node.db.get_meta(META_VOTER_STATE)
         if raw is None:
-            return [], None
-        votes, catch_up = decode_trusted(raw)
-        return [SignedVote.decode(v) for v in votes], (CatchUp.decode(catch_up) if catch_up else None)
+            return None
+        try:
+            return VoterState.decode(raw)
+        except DecodeError as exc:
+            log.warning("ignoring an unreadable persisted finality voter state: %s", exc)
+            return None
 
-    def _save_state(self, vote: SignedVote) -> None:
-        self._own_votes = [v for v in self._own_votes if v.round >= vote.round - 1] + [vote]
-        catch_up = self.voter.catch_up()
-        state = encode([[v.encode() for v in self._own_votes], catch_up.encode() if catch_up else b""])
+    def _save_state(self) -> None:
+        """Written before each of our votes is sent: round, our votes in it, its base and the
+        previous round's votes, so a restart resumes without ever signing twice."""
         with self.node.db.write() as txn:
-            self.node.db.put_meta(txn, META_VOTER_STATE, state)
+            self.node.db.put_meta(txn, META_VOTER_STATE, self.voter.persistent_state().encode())
 
     # -- driving the voter ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._handle(self._resume_actions)
         while True:
             self._handle(self.voter.on_tick(now_ms()))
             self._maybe_ask_for_catch_up()
@@ -206,7 +202,7 @@ class FinalityService:
     def _broadcast(self, action: Broadcast) -> None:
         vote = action.vote
         if not action.rebroadcast:
-            self._save_state(vote)  # before sending: never sign again in this stage after a restart
+            self._save_state()  # before sending: never sign again in this stage after a restart
         self._resends += 1 if action.rebroadcast else 0
         message = encode([MESSAGE_VOTE, vote.encode(), self._resends if action.rebroadcast else 0])
         self.node.spawn(self._publish, message)
