@@ -9,6 +9,7 @@ decoded with ``rawpy`` (LibRaw) when it is installed; otherwise a clear error sa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,16 +90,22 @@ def load_rgb(path: str | Path) -> np.ndarray:
     if is_raw(p):
         return _load_raw(p)
     with Image.open(p) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            a = np.asarray(im, dtype=np.uint32)
-            a = (a >> 8).clip(0, 255).astype(np.uint8) if a.max() > 255 else a.astype(np.uint8)
-            return np.repeat(a[:, :, None], 3, axis=2)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(white, rgba)
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        return pil_to_rgb(ImageOps.exif_transpose(im))
+
+
+def pil_to_rgb(im: Any) -> np.ndarray:
+    """A decoded Pillow image -> uint8 RGB: 16-bit grey scaled down, transparency over white."""
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.uint32)
+        a = (a >> 8).clip(0, 255).astype(np.uint8) if a.max() > 255 else a.astype(np.uint8)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
 def save_rgb(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from node.imaging.io import pil_to_rgb
+
 __all__ = [
     "MAX_PIXELS",
     "ImageDecodeError",
@@ -65,7 +67,7 @@ def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                     f"image is {width}x{height}; at most {max_pixels:,} pixels are accepted"
                 )
             im.load()
-            return _to_rgb(ImageOps.exif_transpose(im))
+            return pil_to_rgb(ImageOps.exif_transpose(im))
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own limit, checked while opening
@@ -74,21 +76,6 @@ def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         ) from None
     except Exception as exc:  # noqa: BLE001 - a decoder fed hostile bytes fails in many ways; all mean "not an image"
         raise ImageDecodeError(f"cannot decode the image: {type(exc).__name__}: {exc}") from None
-
-
-def _to_rgb(im: object) -> np.ndarray:
-    from PIL import Image
-
-    assert isinstance(im, Image.Image)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.uint32)
-        a = (a >> 8).clip(0, 255).astype(np.uint8) if a.max() > 255 else a.astype(np.uint8)
-        return np.repeat(a[:, :, None], 3, axis=2)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, rgba)
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
 def analyse_image(rgb: np.ndarray, key: bytes, sync: bool = True) -> ImageFacts:
