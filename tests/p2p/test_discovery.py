@@ -28,8 +28,9 @@ async def test_late_joiner_discovers_peers_through_one_bootnode(
     await wait_until(
         lambda: {p.peer_id for p in late.peers()} == everyone, what="discovery of the other peers"
     )
-    # It dialed them itself: it learnt their addresses from the DHT, not from its config.
-    assert {p.peer_id for p in late.peers() if p.direction == "outbound"} == everyone
+    # Every node was configured with the bootnode only, so these connections came from addresses
+    # learnt through the DHT. (Which side's dial survives is not asserted: when two peers dial each
+    # other, the connection dialed by the smaller peer id is kept.)
 
     # Discovered peers are full gossip peers.
     await wait_for_mesh([late], "tx", {late: 3})
