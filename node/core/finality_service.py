@@ -54,10 +54,19 @@ MAX_VOTE_MESSAGE_BYTES = 512 * 1024
 
 
 class ChainAdapter:
-    """The `ChainView` the voter needs, over the node's fork-aware chain."""
+    """The `ChainView` the voter of authority set `set_id` needs, over the node's fork-aware chain.
 
-    def __init__(self, chain: Chain) -> None:
+    A set votes on the blocks whose parent state names it: the block that enacts a change (its
+    own state names the next set) is the last one the old set may finalize, so chains offered
+    to the voter stop there, and the next set takes over once it is final.
+    """
+
+    def __init__(self, chain: Chain, set_id: int) -> None:
         self.chain = chain
+        self.set_id = set_id
+
+    def _set_of_state(self, block_hash: bytes) -> int:
+        return aura.read_set_id(self.chain.state_reader(block_hash))
 
     def header(self, block_hash: bytes) -> Header | None:
         return self.chain.header(block_hash)
@@ -67,7 +76,16 @@ class ChainAdapter:
 
     def best_containing(self, block_hash: bytes) -> tuple[bytes, int] | None:
         head = self.chain.best_containing(block_hash)
-        return None if head is None else (head.hash, head.number)
+        if head is None:
+            return None
+        if self._set_of_state(head.hash) > self.set_id:
+            # A set change lies on this chain: stop at the block that enacts it.
+            while head.hash != block_hash:
+                parent = self.chain.header(head.parent_hash)
+                if parent is None or self._set_of_state(parent.hash) <= self.set_id:
+                    break
+                head = parent
+        return head.hash, head.number
 
 
 def now_ms() -> int:
@@ -77,24 +95,32 @@ def now_ms() -> int:
 class FinalityService:
     def __init__(self, node: Node) -> None:
         self.node = node
-        chain = node.chain
-        finalized = chain.finalized_header()
-        state = self._load_state()
-        self.voter = FinalityVoter(
-            voters=aura.read_authorities(chain.state_reader(finalized.hash)),
-            set_id=0,
-            genesis_hash=node.genesis_hash,
-            chain=ChainAdapter(chain),
+        self._peer: str | None = None  # the peer whose message is being handled
+        self._resends = 0
+        finalized = node.chain.finalized_header()
+        self._last_progress = (finalized.number, time.monotonic())
+        self.voter = self._new_voter(finalized, self._load_state())
+
+    def _new_voter(self, finalized: Header, state: VoterState | None) -> FinalityVoter:
+        """The voter for the set named by the finalized block's state (see `ChainAdapter`)."""
+        chain = self.node.chain
+        finalized_state = chain.state_reader(finalized.hash)
+        set_id = aura.read_set_id(finalized_state)
+        if state is not None and state.set_id != set_id:
+            state = None  # persisted for an older set
+        voter = FinalityVoter(
+            voters=aura.read_authorities(finalized_state),
+            set_id=set_id,
+            genesis_hash=self.node.genesis_hash,
+            chain=ChainAdapter(chain, set_id),
             last_finalized=(finalized.hash, finalized.number),
-            keypair=node.authority,
-            round_duration_ms=2 * node.spec.params.slot_ms,
+            keypair=self.node.authority,
+            round_duration_ms=2 * self.node.spec.params.slot_ms,
             start_round=state.round if state is not None else 1,
         )
-        self.voter.disabled = set(offences.read_disabled(chain.best_state()))
-        self._peer: str | None = None  # the peer whose message is being handled
-        self._last_progress = (finalized.number, time.monotonic())
-        self._resends = 0
-        self._resume_actions = self.voter.resume(state, now_ms()) if state is not None else []
+        voter.disabled = set(offences.read_disabled(chain.best_state()))
+        self._resume_actions = voter.resume(state, now_ms()) if state is not None else []
+        return voter
 
     def _load_state(self) -> VoterState | None:
         raw = self.node.db.get_meta(META_VOTER_STATE)
@@ -222,6 +248,17 @@ class FinalityService:
             return
         log.debug("finalized #%d by round %d", action.number, action.justification.round)
         self.node.spawn(self._publish, encode([MESSAGE_COMMIT, action.justification.encode(), 0]))
+        self._maybe_switch_set()
+
+    def _maybe_switch_set(self) -> None:
+        """The finalized block enacted an authority-set change: vote with the new set from it."""
+        finalized = self.node.chain.finalized_header()
+        if aura.read_set_id(self.node.chain.state_reader(finalized.hash)) <= self.voter.set_id:
+            return
+        self.voter = self._new_voter(finalized, None)
+        log.info("🔀 Finality voter set %d from block #%d: %d voters", self.voter.set_id, finalized.number,
+                 len(self.voter.voters))
+        self._handle(self._resume_actions)
 
     def _report(self, action: ReportEquivocation) -> None:
         report = Extrinsic(Call("offences", "report_finality_equivocation", (action.proof.encode(),))).encode()

@@ -277,6 +277,8 @@ def initialize_block(get: BaseGet, header: Header) -> BlockContext:
     )
     ctx.dispatch = lambda call, origin: _dispatch_nested(ctx, call, origin)
     system.on_initialize(ctx)
+    if aura.on_initialize(ctx):
+        offences.on_new_set(ctx)
     return ctx
 
 

@@ -115,6 +115,11 @@ def validate_report(get: Any, function: str, args: list[Any]) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 
+def on_new_set(ctx: BlockContext) -> None:
+    """A new authority set starts with nobody disabled (offenders were disabled until the change)."""
+    ctx.state.delete(KEY_DISABLED)
+
+
 def punish(ctx: BlockContext, offender: bytes, offence_id: bytes, kind: str) -> None:
     ctx.state.set(reported_key(offence_id), b"\x01")
     disabled = read_disabled(ctx.state.get)

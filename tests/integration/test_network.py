@@ -7,7 +7,8 @@
 * a full node started later syncs from genesis (verifying justifications), follows the head
   and reaches the validators' state root;
 * a 2|2 partition never finalizes conflicting blocks, and the halves converge after healing;
-* an equivocating validator is reported on chain and disabled, with no safety violation.
+* an equivocating validator is reported on chain and disabled, with no safety violation;
+* an authority-set change (sudo) hands finality to the new set, and a late node syncs through it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pytest
 
 from devnet.harness import Network, eventually
 from node.keys import dev_keypair
-from node.runtime import offences
+from node.runtime import aura, offences
 from node.runtime.executive import SPEC_VERSION
-from node.types import Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
+from node.types import Call, Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
 from tests.chainutil import IMG, transfer_call
 
 pytestmark = pytest.mark.slow
@@ -144,6 +145,31 @@ def test_equivocating_validator_is_reported_and_disabled(tmp_path):
         eventually(disabled_everywhere, 60, "Dave disabled on every honest node")
         _, finalized = net.heads(v[0])
         eventually(lambda: net.heads(v[0])[1] >= finalized + 3, 40, "finality going on without Dave")
+        assert_no_conflicting_finality(net)
+    finally:
+        net.stop_all()
+
+
+def test_authority_set_change_hands_finality_to_the_new_set(tmp_path):
+    net = Network(tmp_path, validators=4, full_nodes=1, slot_ms=1000)
+    try:
+        net.start_all(count=4)
+        v = net.nodes
+        eventually(lambda: all(net.heads(n)[1] >= 3 for n in v[:4]), 60, "finality before the change")
+        # Root (sudo: Alice) drops Dave from the set, effective 3 blocks later.
+        new_set = [dev_keypair(f"//{name}").public.data for name in ("Alice", "Bob", "Charlie")]
+        change = Call("aura", "schedule_change", (new_set, 3))
+        v[0].client.submit_call(dev_keypair("//Alice"), Call("sudo", "sudo", (change.to_wire(),)))
+        eventually(lambda: aura.read_set_id(lambda key: v[0].client.storage(key)) == 1, 30, "the change enacted")
+        enacted_at = v[0].client.header().number
+        # The new set finalizes past the change; Dave is no longer needed, so killing him changes nothing.
+        eventually(lambda: net.heads(v[0])[1] >= enacted_at, 40, "finality reaching the change block")
+        net.kill(v[3])
+        target = net.heads(v[0])[0] + 3
+        eventually(lambda: all(net.heads(n)[1] >= target for n in v[:3]), 40, "finality by the new set of 3")
+        # A node syncing from genesis verifies justifications of both sets and catches up.
+        net.start(v[4])
+        eventually(lambda: net.heads(v[4])[1] >= target, 60, "a late node finalizing through the change")
         assert_no_conflicting_finality(net)
     finally:
         net.stop_all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from node.chain_spec import ChainSpec, genesis_storage
+from node.codec import encode
 from node.keys import Keypair, dev_keypair
 from node.runtime import balances, system, vesting
 from node.runtime.executive import (
@@ -240,3 +241,27 @@ def test_inherent_rules(state, bob, alice):
     ctx = open_block(state)
     with pytest.raises(InvalidTransaction):  # a second inherent is refused
         apply_extrinsic(ctx, GENESIS, timestamp_inherent(1000 * ctx.params.slot_ms))
+
+
+def test_authority_set_change_takes_effect_at_its_block(state, alice, bob):
+    from node.runtime import aura, offences
+
+    new_set = [alice.public.data, bob.public.data]
+    schedule = Call("aura", "schedule_change", (new_set, 2))
+    ctx = open_block(state, number=1, slot=1000)
+    # Only root may schedule: a signed call is not even a valid transaction; through sudo it works.
+    with pytest.raises(InvalidTransaction):
+        apply_extrinsic(ctx, GENESIS, signed(bob, schedule, GENESIS, 0))
+    assert apply_extrinsic(ctx, GENESIS, signed(alice, Call("sudo", "sudo", (schedule.to_wire(),)), GENESIS, 0))
+    close_block(state, ctx)
+    state[offences.KEY_DISABLED] = encode([bob.public.data])
+    assert aura.read_set_id(state.get) == 0
+    ctx = open_block(state, number=2, slot=1001)
+    close_block(state, ctx)
+    assert len(aura.read_authorities(state.get)) == 1  # not yet
+    ctx = open_block(state, number=3, slot=1002)  # enacted here
+    close_block(state, ctx)
+    assert aura.read_authorities(state.get) == new_set
+    assert aura.read_set_id(state.get) == 1
+    assert offences.KEY_DISABLED not in state  # a new set starts with nobody disabled
+    assert ("aura", "NewAuthorities") in [(e.module, e.name) for e in ctx.events]
