@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +78,7 @@ class Node:
         self.blocks_authored = 0
         self.network: NodeNetwork | None = None
         self._headers_by_slot: dict[int, Header] = {}
+        self._batch_depth = 0
         self.metrics: NodeMetrics | None = None
         if config.prometheus_port is not None:
             from node.metrics import NodeMetrics
@@ -154,10 +157,11 @@ class Node:
         starting = self.network.progress.starting_block if self.network is not None else 0
         return {"startingBlock": starting, "currentBlock": best, "highestBlock": highest}
 
-    def import_block(self, block: Block) -> ImportedBlock:
-        """Import a block from the network (or a test); raises ImportError_ with a reason."""
+    def import_block(self, block: Block, verified: list[bool] | None = None) -> ImportedBlock:
+        """Import a block from the network (or a test); raises ImportError_ with a reason.
+        `verified`: its signature checks when done ahead (`importer.verify_range`)."""
         self._check_slot_equivocation(block)
-        imported = import_block(self.chain, block)
+        imported = import_block(self.chain, block, verified=verified)
         if self.metrics is not None:
             self.metrics.observe_import(imported.seconds)
         self._after_import(imported.change)
@@ -165,11 +169,26 @@ class Node:
         return imported
 
     def _after_new_block(self, block: Block) -> None:
-        """Finality: the gadget when it runs; with a single authority every best block is final."""
+        """Finality: the gadget when it runs; with a single authority every best block is final
+        (once per batch while importing a batch: finalizing the last block covers the rest)."""
         if self.finality is not None:
             self.finality.on_block_imported()
-        elif self.single_authority() and self.chain.best_header().hash == block.hash:
+        elif not self._batch_depth and self.single_authority() and self.chain.best_header().hash == block.hash:
             self.finalize(block.hash)
+
+    @contextmanager
+    def importing_batch(self) -> Iterator[None]:
+        """Import many blocks (sync): one database flush and one finalization for the batch."""
+        self._batch_depth += 1
+        try:
+            with self.db.deferred_flush():
+                yield
+        finally:
+            self._batch_depth -= 1
+            if not self._batch_depth and self.finality is None and self.single_authority():
+                best = self.chain.best_header()
+                if best.hash != self.chain.finalized_header().hash:
+                    self.finalize(best.hash)
 
     def _check_slot_equivocation(self, block: Block) -> None:
         """Remember one sealed header per slot; a second, different one proves equivocation."""

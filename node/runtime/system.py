@@ -11,6 +11,7 @@ Storage
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,12 @@ def read_params(get: Any) -> ChainParams:
     raw = get(KEY_PARAMS)
     if raw is None:
         raise RuntimeError("state has no system:params (not a genesis-initialised state)")
+    return _params_from(raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _params_from(raw: bytes) -> ChainParams:
+    """Parameters change rarely (root calls) but are read for every block and transaction."""
     return ChainParams.from_wire(decode(raw))
 
 
