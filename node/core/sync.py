@@ -34,7 +34,7 @@ log = logging.getLogger("imagechain.sync")
 
 PROTOCOL = "/imagechain/sync/1"
 STATUS, BLOCKS, BLOCK_BY_HASH, CATCH_UP = 0, 1, 2, 3
-MAX_BLOCKS_PER_REQUEST = 128
+MAX_BLOCKS_PER_REQUEST = 512
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_REQUEST_BYTES = 256
 
