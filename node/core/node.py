@@ -160,8 +160,8 @@ class Node:
     def import_block(self, block: Block, verified: list[bool] | None = None) -> ImportedBlock:
         """Import a block from the network (or a test); raises ImportError_ with a reason.
         `verified`: its signature checks when done ahead (`importer.verify_range`)."""
-        self._check_slot_equivocation(block)
         imported = import_block(self.chain, block, verified=verified)
+        self._check_slot_equivocation(block)  # only blocks that passed import (valid seals) count
         if self.metrics is not None:
             self.metrics.observe_import(imported.seconds)
         self._after_import(imported.change)
