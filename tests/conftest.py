@@ -1,10 +1,13 @@
-"""Shared fixtures: the dev chain spec, dev keys and a helper to sign transfers."""
+"""Shared fixtures: the dev chain spec, dev keys, and an authoring and a following dev node."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from node.chain_spec import ChainSpec, genesis_block, load_chain_spec
+from node.core.node import Node
 from node.keys import Keypair, dev_keypair
 
 
@@ -31,3 +34,17 @@ def bob() -> Keypair:
 @pytest.fixture(scope="session")
 def charlie() -> Keypair:
     return dev_keypair("//Charlie")
+
+
+@pytest.fixture
+def author(tmp_path: Path):
+    node = Node.dev(tmp_path / "author", rpc_port=None)
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def follower(tmp_path: Path):
+    node = Node.dev(tmp_path / "follower", rpc_port=None, authority=None)
+    yield node
+    node.close()

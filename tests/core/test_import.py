@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,18 +20,6 @@ from tests.chainutil import IMG, signed, transfer_call
 SLOT = 10**8
 
 
-@pytest.fixture
-def author(tmp_path: Path):
-    node = Node.dev(tmp_path / "author", rpc_port=None)
-    yield node
-    node.close()
-
-
-@pytest.fixture
-def follower(tmp_path: Path):
-    node = Node.dev(tmp_path / "follower", rpc_port=None, authority=None)
-    yield node
-    node.close()
 
 
 def authored(author: Node, bob, transfers: int = 3, slot: int = SLOT) -> Block:

@@ -5,12 +5,10 @@ rejected; an honest one imports on a second node to the same state (PROTOCOL sec
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from node.core.importer import ImportError_
-from node.core.node import Node
 from node.core.txpool import PoolRejected
 from node.keys import dev_keypair
 from node.runtime import copyright
@@ -22,18 +20,6 @@ from tests.runtime.copyright_util import make_upload
 SLOT = 10**8
 
 
-@pytest.fixture
-def author(tmp_path: Path):
-    node = Node.dev(tmp_path / "author", rpc_port=None)
-    yield node
-    node.close()
-
-
-@pytest.fixture
-def follower(tmp_path: Path):
-    node = Node.dev(tmp_path / "follower", rpc_port=None, authority=None)
-    yield node
-    node.close()
 
 
 def with_extrinsics(block: Block, extrinsics: list[bytes]) -> Block:
