@@ -25,7 +25,9 @@ What this module changes, and why:
    mean signed coefficient ``d`` and moves it only as far as needed to reach ``sign * d >= k``,
    cancelling host interference at the lowest distortion. The loop re-measures the *actual*
    rendition of the rounded, clipped output with the validators' integer path and corrects
-   what resampling, rounding and clipping took away.
+   what resampling, rounding and clipping took away. **Adaptive strength** (``psnr_target``):
+   where the image still has PSNR and SSIM headroom, k is raised per image until a measured
+   PSNR of ~ADAPTIVE_PSNR (never below the default k), which mostly helps cropped copies.
 4. **Error correction and integrity** (:mod:`.ecc`): 64 payload bits + 32 keyed check bits,
    rate-1/2 convolutional code (208 coded bits), soft Viterbi; a failed check returns None.
 5. **Synchronisation template** (:mod:`.template`): a faint keyed constellation of sinusoids is
@@ -213,6 +215,7 @@ def embed_units(
     strength: float = DEFAULT_STRENGTH,
     iterations: int = EMBED_ITERATIONS,
     initial: Callable[[np.ndarray], np.ndarray] | None = None,
+    psnr_target: float | None = None,
 ) -> np.ndarray:
     """Closed-loop informed embedding of one sign (+1/-1, 0 = leave alone) per unit.
 
@@ -225,6 +228,18 @@ def embed_units(
     (the synchronisation template); the loop then measures and corrects the units on top of
     it, so whatever the template adds to the payload's coefficients is cancelled like any
     other host content.
+
+    ``psnr_target`` (dB) enables per-image adaptive strength: the image marked at ``strength``
+    is measured (PSNR and a luma SSIM against the host), its headroom above ``psnr_target`` and
+    above ADAPTIVE_SSIM_TARGET is turned into a strength factor (cost model: MSE and SSIM loss
+    grow as strength ** ADAPTIVE_EXPONENT, capped at ADAPTIVE_MAX_BOOST), and the loop pushes the
+    units on to that strength. The boosted result is kept only if its measured PSNR is at least
+    ``psnr_target - ADAPTIVE_TOLERANCE`` and its SSIM at least ADAPTIVE_SSIM; otherwise one
+    smaller boost is tried (slopes re-fitted to the measurement), then the plain result is
+    returned. Never weaker than ``strength``, so every robustness measured at the default strength
+    holds; the extra strength helps cropped copies, which keep only part of each unit's slots
+    and lose the embedder's host cancellation (measured on the bench photos: 25% crops decode on
+    immunohistochemistry, 43.4 dB at the default strength, once it is marked at ~41.4 dB).
     """
     a = np.asarray(img)
     if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
@@ -235,7 +250,6 @@ def embed_units(
     counts = np.maximum(np.bincount(unit, minlength=n_units), 1)
     scale = float(1 << COEFF_FRAC_BITS)
     base = np.array(a[:, :, :3] if a.ndim == 3 else a, copy=True)
-    out = base
     r = verification_rendition(base)
     w_slot = np.repeat(block_weights(r), len(POSITIONS))
     w_unit = np.bincount(unit, weights=w_slot, minlength=n_units) / counts
@@ -247,23 +261,179 @@ def embed_units(
         # first pass adds its exact rendition-domain coefficients, later passes measure it.
         total += initial(r)
         pending = _slot_coefficients_float(total)
-    for it in range(iterations):
-        coeffs = slot_coefficients(r).astype(np.float64) / scale + pending
-        pending = np.zeros(N_SLOTS)
-        d = np.bincount(unit, weights=sign * coeffs, minlength=n_units) / counts
-        goal = strength * (1.0 + 0.05 * it)  # later passes add a little margin for rounding
-        need = np.where(targets * d < goal, goal * targets - d, 0.0)
-        need[targets == 0] = 0.0
-        if not np.any(np.abs(need) > 0.02):
-            break
-        blocks = np.zeros((N_BLOCKS, 8, 8), dtype=np.float64)
-        blocks[:, US, VS] = (sign * share * need[unit]).reshape(N_BLOCKS, len(POSITIONS))
-        total += block_idct_float(blocks, RENDITION_SIZE, RENDITION_SIZE)
-        out = apply_delta(base, total)
-        r = verification_rendition(out)
-    if out is base and initial is not None:  # no pass was needed: still apply the initial change
-        out = apply_delta(base, total)
+
+    def push(
+        goal0: float, total: np.ndarray, r: np.ndarray, pending: np.ndarray, n_iter: int
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Run the loop towards goal0 from (total, r); (output or None if unchanged, total, r)."""
+        out = None
+        total = total.copy()
+        for it in range(n_iter):
+            coeffs = slot_coefficients(r).astype(np.float64) / scale + pending
+            pending = np.zeros(N_SLOTS)
+            d = np.bincount(unit, weights=sign * coeffs, minlength=n_units) / counts
+            goal = goal0 * (1.0 + 0.05 * it)  # later passes add a little margin for rounding
+            need = np.where(targets * d < goal, goal * targets - d, 0.0)
+            need[targets == 0] = 0.0
+            if not np.any(np.abs(need) > 0.02):
+                break
+            blocks = np.zeros((N_BLOCKS, 8, 8), dtype=np.float64)
+            blocks[:, US, VS] = (sign * share * need[unit]).reshape(N_BLOCKS, len(POSITIONS))
+            total += block_idct_float(blocks, RENDITION_SIZE, RENDITION_SIZE)
+            out = apply_delta(base, total)
+            r = verification_rendition(out)
+        return out, total, r
+
+    out, total, r = push(strength, total, r, pending, iterations)
+    if out is None:  # no pass was needed: still apply the initial change (if any)
+        out = apply_delta(base, total) if initial is not None else base
+    if psnr_target is None:
+        return out
+    psnr0 = image_psnr(base, out)
+    if psnr0 - psnr_target < 10.0 * ADAPTIVE_EXPONENT * np.log10(ADAPTIVE_MIN_BOOST):
+        return out  # no PSNR headroom (and no SSIM measurement, ~35 ms at 1080p)
+    ssim0 = image_ssim(base, out)
+    # Two budgets, in dB of MSE growth: PSNR, and SSIM (its loss, 1 - SSIM, grows about like
+    # the MSE). Both cost ~10 * ADAPTIVE_EXPONENT dB per decade of strength at first.
+    psnr_budget = psnr0 - psnr_target
+    ssim_budget = 10.0 * np.log10((1.0 - ADAPTIVE_SSIM_TARGET) / max(1.0 - ssim0, 1e-9))
+    psnr_slope = ssim_slope = 10.0 * ADAPTIVE_EXPONENT
+    for _ in range(2):
+        factor = min(10.0 ** min(psnr_budget / psnr_slope, ssim_budget / ssim_slope), ADAPTIVE_MAX_BOOST)
+        if factor < ADAPTIVE_MIN_BOOST:
+            return out
+        boosted, _, _ = push(strength * factor, total, r, np.zeros(N_SLOTS), iterations)
+        if boosted is None:
+            return out
+        psnr1 = image_psnr(base, boosted)
+        ssim1 = image_ssim(base, boosted)
+        if psnr1 >= psnr_target - ADAPTIVE_TOLERANCE and ssim1 >= ADAPTIVE_SSIM:
+            return boosted
+        # Missed: re-fit both slopes to the two measured points and aim a little lower.
+        decades = np.log10(factor) * ADAPTIVE_SECANT_SHRINK
+        psnr_slope = max(psnr_slope, (psnr0 - psnr1) / decades)
+        ssim_loss = 10.0 * np.log10(max(1.0 - ssim1, 1e-9) / max(1.0 - ssim0, 1e-9))
+        ssim_slope = max(ssim_slope, ssim_loss / decades)
     return out
+
+
+ADAPTIVE_PSNR = 41.0  # dB: adaptive strength spends the headroom above this (goal: >= 40.5)
+ADAPTIVE_TOLERANCE = 0.25  # dB a boosted result may fall short of the target and still be kept
+# A boosted result is dropped if its luma SSIM to the host is below this (goal: >= 0.98; dark,
+# flat photos such as retina lose SSIM long before PSNR).
+ADAPTIVE_SSIM = 0.982
+ADAPTIVE_SSIM_TARGET = 0.9825  # what the predicted boost aims at, a little above the floor
+# Measured on the bench photos: the PSNR cost of the informed embedding grows roughly as
+# strength ** 0.7 (most of the change cancels host interference, which does not grow with the
+# strength), so 1 dB of headroom buys ~40% more strength. Capped at ADAPTIVE_MAX_BOOST.
+ADAPTIVE_EXPONENT = 0.7
+ADAPTIVE_MAX_BOOST = 2.5
+ADAPTIVE_SECANT_SHRINK = 0.9  # the second try aims a little low: a second miss wastes the boost
+ADAPTIVE_MIN_BOOST = 1.1  # smaller boosts are not worth a second embedding pass
+
+
+SSIM_WINDOW = 7
+SSIM_C1 = (0.01 * 255) ** 2
+SSIM_C2 = (0.03 * 255) ** 2
+
+
+@njit(cache=True)
+def _squared_error_kernel(a, b):  # pragma: no cover - compiled
+    acc = 0
+    for i in range(a.shape[0]):
+        d = np.int64(a[i]) - np.int64(b[i])
+        acc += d * d
+    return acc
+
+
+def image_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) between two uint8 images of the same shape."""
+    x = np.ascontiguousarray(a).ravel()
+    y = np.ascontiguousarray(b).ravel()
+    mse = _squared_error_kernel(x, y) / max(x.shape[0], 1)
+    return float(10.0 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+@njit(cache=True)
+def _ssim_kernel(a, b, win, c1, c2):  # pragma: no cover - compiled
+    """Mean SSIM of the channel means of two uint8 (h, w, ch) images over all full win x win
+    windows (uniform weights, sample covariances)."""
+    h, w, ch = a.shape
+    x = np.empty((h, w))
+    y = np.empty((h, w))
+    for r in range(h):
+        for c in range(w):
+            sa = 0.0
+            sb = 0.0
+            for k in range(ch):
+                sa += a[r, c, k]
+                sb += b[r, c, k]
+            x[r, c] = sa / ch
+            y[r, c] = sb / ch
+    n = win * win
+    cov = n / (n - 1.0)
+    cols = np.zeros((5, w))  # per column: sums of x, y, xx, yy, xy over the last win rows
+    total = 0.0
+    count = 0
+    for r in range(h):
+        for c in range(w):
+            xv = x[r, c]
+            yv = y[r, c]
+            cols[0, c] += xv
+            cols[1, c] += yv
+            cols[2, c] += xv * xv
+            cols[3, c] += yv * yv
+            cols[4, c] += xv * yv
+            if r >= win:
+                xo = x[r - win, c]
+                yo = y[r - win, c]
+                cols[0, c] -= xo
+                cols[1, c] -= yo
+                cols[2, c] -= xo * xo
+                cols[3, c] -= yo * yo
+                cols[4, c] -= xo * yo
+        if r < win - 1:
+            continue
+        sx = 0.0
+        sy = 0.0
+        sxx = 0.0
+        syy = 0.0
+        sxy = 0.0
+        for c in range(w):
+            sx += cols[0, c]
+            sy += cols[1, c]
+            sxx += cols[2, c]
+            syy += cols[3, c]
+            sxy += cols[4, c]
+            if c >= win:
+                sx -= cols[0, c - win]
+                sy -= cols[1, c - win]
+                sxx -= cols[2, c - win]
+                syy -= cols[3, c - win]
+                sxy -= cols[4, c - win]
+            if c < win - 1:
+                continue
+            mx = sx / n
+            my = sy / n
+            vx = cov * (sxx / n - mx * mx)
+            vy = cov * (syy / n - my * my)
+            vxy = cov * (sxy / n - mx * my)
+            total += ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+            count += 1
+    return total / max(count, 1)
+
+
+def image_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of the channel-mean luma of two uint8 images (7x7 uniform windows, as
+    scikit-image's default): a proxy for the channel-averaged SSIM of the bench, fair because
+    the mark changes R, G and B equally."""
+    x = np.asarray(a)
+    y = np.asarray(b)
+    if min(x.shape[:2]) < SSIM_WINDOW:
+        return 1.0
+    x3 = np.ascontiguousarray(x[:, :, None] if x.ndim == 2 else x)
+    y3 = np.ascontiguousarray(y[:, :, None] if y.ndim == 2 else y)
+    return float(_ssim_kernel(x3, y3, SSIM_WINDOW, SSIM_C1, SSIM_C2))
 
 
 def _slot_coefficients_float(delta256: np.ndarray) -> np.ndarray:
@@ -284,17 +454,20 @@ def embed(
     strength: float = DEFAULT_STRENGTH,
     iterations: int = EMBED_ITERATIONS,
     template: bool = True,
+    psnr_target: float | None = ADAPTIVE_PSNR,
 ) -> np.ndarray:
     """Mark an image (uint8 RGB or grey, any size) with a 64-bit payload under an 80-bit key.
 
     ``template`` adds the keyed synchronisation template that lets cropped or rotated copies be
     re-aligned (:mod:`.sync`); without it only the validators' path can read the mark.
+    ``psnr_target`` spends the image's PSNR headroom above it on a stronger mark (see
+    :func:`embed_units`); None embeds at exactly ``strength``.
     """
     code = encode(pack(payload, key))
     scrambled = code ^ scramble_bits(key, CODED_BITS)
     targets = 2.0 * scrambled.astype(np.float64) - 1.0
     initial = (lambda r: template_delta(r, key)) if template else None
-    return embed_units(rgb, key, targets, strength, iterations, initial)
+    return embed_units(rgb, key, targets, strength, iterations, initial, psnr_target)
 
 
 def extract(img: np.ndarray, key: bytes, sync: bool = True) -> bytes | None:

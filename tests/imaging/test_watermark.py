@@ -96,3 +96,41 @@ def test_bad_arguments(photo):
         wm.embed(photo, KEY, b"\x00" * 7)
     with pytest.raises(ValueError):
         wm.extract_from_rendition(np.zeros((128, 128), np.uint8), KEY)
+
+
+def test_image_ssim_matches_scikit_image_on_grey():
+    from skimage.metrics import structural_similarity
+
+    a = natural_image(8, 96, 128)[:, :, 0]
+    b = np.clip(a.astype(int) + np.random.default_rng(1).integers(-6, 7, a.shape), 0, 255).astype(np.uint8)
+    assert wm.image_ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=255), abs=2e-3)
+
+
+def test_adaptive_strength_spends_headroom_within_the_floor(photo):
+    plain = wm.embed(photo, KEY, PAYLOAD, psnr_target=None)
+    adaptive = wm.embed(photo, KEY, PAYLOAD)
+    assert wm.extract_from_rendition(verification_rendition(adaptive), KEY) == PAYLOAD
+    p_plain, p_adaptive = _psnr(photo, plain), _psnr(photo, adaptive)
+    if np.array_equal(plain, adaptive):
+        return
+    assert p_adaptive < p_plain
+    assert p_adaptive >= wm.ADAPTIVE_PSNR - wm.ADAPTIVE_TOLERANCE
+    assert wm.image_ssim(photo, adaptive) >= wm.ADAPTIVE_SSIM
+
+
+def test_no_headroom_no_boost(photo):
+    plain = wm.embed(photo, KEY, PAYLOAD, psnr_target=None)
+    assert np.array_equal(plain, wm.embed(photo, KEY, PAYLOAD, psnr_target=_psnr(photo, plain) + 0.5))
+
+
+def test_image_psnr_matches_numpy(photo):
+    other = np.clip(photo.astype(int) + 3, 0, 255).astype(np.uint8)
+    assert wm.image_psnr(photo, other) == pytest.approx(_psnr(photo, other), abs=1e-9)
+
+
+def test_adaptive_strength_boosts_a_quiet_image():
+    img = natural_image(5, 256, 256)
+    plain = wm.embed(img, KEY, PAYLOAD, psnr_target=None)
+    low = wm.embed(img, KEY, PAYLOAD, psnr_target=_psnr(img, plain) - 2.0)
+    assert _psnr(img, low) < _psnr(img, plain)
+    assert wm.extract(low, KEY, sync=False) == PAYLOAD
