@@ -21,11 +21,19 @@ from typing import Any
 from devnet.layout import devnet_spec, validator_keys
 from node.client import RpcClient
 
+_handed_out: set[int] = set()  # membership only: ports already given to a node of this process
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port, never one handed out before in this process (the OS may offer a
+    port again as soon as the probing socket closes, and two nodes would then collide)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
