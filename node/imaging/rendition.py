@@ -94,6 +94,7 @@ def _rendition_kernel(img, m):  # pragma: no cover - compiled
     ylo, yhi = _spans(h, m)
     rows = np.zeros((h, m), dtype=np.int64)
     line = np.empty(w, dtype=np.int64)
+    prefix = np.zeros(w + 1, dtype=np.int64)
     for y in range(h):
         if grey:
             for x in range(w):
@@ -104,14 +105,23 @@ def _rendition_kernel(img, m):  # pragma: no cover - compiled
                 g = np.int64(img[y, x, 1])
                 b = np.int64(img[y, x, 2])
                 line[x] = (77 * r + 150 * g + 29 * b + 128) >> 8
+        for x in range(w):
+            prefix[x + 1] = prefix[x] + line[x]
+        # Output i covers [i*w, (i+1)*w) in units of 1/m pixel: a partial first pixel, whole
+        # pixels (weight m each, summed through the prefix) and a partial last pixel.
         for i in range(m):
-            acc = np.int64(0)
             a0 = i * w
             a1 = a0 + w
-            for j in range(xlo[i], xhi[i] + 1):
-                wt = min(a1, (j + 1) * m) - max(a0, j * m)
-                acc += wt * line[j]
-            rows[y, i] = acc
+            lo = xlo[i]
+            hi = xhi[i]
+            if lo == hi:
+                rows[y, i] = w * line[lo]
+            else:
+                rows[y, i] = (
+                    ((lo + 1) * m - a0) * line[lo]
+                    + m * (prefix[hi] - prefix[lo + 1])
+                    + (a1 - hi * m) * line[hi]
+                )
     out = np.empty((m, m), dtype=np.uint8)
     den = np.int64(h) * np.int64(w)
     half = den // 2
