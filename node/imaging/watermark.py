@@ -23,11 +23,14 @@ What this module changes, and why:
    term: neither changes a decision, unlike fixed quantisation steps.
 3. **Informed embedding.** Instead of adding k blindly, the embedder measures each coded bit's
    mean signed coefficient ``d`` and moves it only as far as needed to reach ``sign * d >= k``,
-   cancelling host interference at the lowest distortion. The loop re-measures the *actual*
-   rendition of the rounded, clipped output with the validators' integer path and corrects
-   what resampling, rounding and clipping took away. **Adaptive strength** (``psnr_target``):
-   where the image still has PSNR and SSIM headroom, k is raised per image until a measured
-   PSNR of ~ADAPTIVE_PSNR (never below the default k), which mostly helps cropped copies.
+   cancelling host interference at the lowest distortion. Upsampling to the image and the
+   area resize back are linear, so most passes run on a model of the rendition
+   (:class:`RenditionModel`, a banded 256x256 matrix per axis) without touching the image; two
+   real passes re-measure the *actual* rendition of the rounded, clipped output with the
+   validators' integer path and correct what rounding and clipping took away.
+   **Adaptive strength** (``psnr_target``): where the image still has PSNR and SSIM headroom,
+   k is raised per image to what the model predicts gives a PSNR of ~ADAPTIVE_PSNR (never below
+   the default k), which mostly helps cropped copies.
 4. **Error correction and integrity** (:mod:`.ecc`): 64 payload bits + 32 keyed check bits,
    rate-1/2 convolutional code (208 coded bits), soft Viterbi; a failed check returns None.
 5. **Synchronisation template** (:mod:`.template`): a faint keyed constellation of sinusoids is

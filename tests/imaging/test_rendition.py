@@ -13,7 +13,18 @@ from tests.imaging.conftest import natural_image
 
 @pytest.mark.parametrize(
     "shape",
-    [(256, 256, 3), (512, 512, 3), (300, 451, 3), (257, 255, 3), (100, 37, 3), (1, 1, 3), (720, 1280, 3)],
+    [
+        (256, 256, 3),
+        (512, 512, 3),
+        (300, 451, 3),
+        (257, 255, 3),
+        (100, 37, 3),
+        (1, 1, 3),
+        (720, 1280, 3),
+        (1, 3000, 3),
+        (3000, 2, 3),
+        (513, 255),
+    ],
 )
 def test_numba_equals_reference_random(shape):
     a = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
