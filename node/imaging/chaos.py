@@ -69,7 +69,7 @@ def sequence_ref(x0: int, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _mul128(a, b):  # pragma: no cover - compiled
     """(hi, lo) 64-bit halves of the 128-bit product of two uint64."""
     a_lo = a & _M32
@@ -86,7 +86,7 @@ def _mul128(a, b):  # pragma: no cover - compiled
     return hi, lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sequence_kernel(x0, n, warmup, mu, revive):  # pragma: no cover - compiled
     out = np.empty(n, dtype=np.uint64)
     x = x0
@@ -124,7 +124,7 @@ def shuffle_ref(states: np.ndarray) -> np.ndarray:
     return perm
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shuffle_kernel(states):  # pragma: no cover - compiled
     n = states.shape[0]
     perm = np.arange(n)

@@ -98,7 +98,7 @@ def block_dct_ref(img: np.ndarray, us: np.ndarray, vs: np.ndarray) -> np.ndarray
     return (sel + (1 << (_BLOCK_SHIFT - 1))) >> _BLOCK_SHIFT
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _block_dct_kernel(img, c8, us, vs, shift):  # pragma: no cover - compiled
     h, w = img.shape
     nbx = w // 8

@@ -94,7 +94,7 @@ def viterbi_ref(soft: np.ndarray, n_info: int) -> np.ndarray:
     return bits[:n_info]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _viterbi_kernel(soft, n_info, pred, sign, memory, neg):  # pragma: no cover - compiled
     nstates = pred.shape[0]
     rate = sign.shape[2]
@@ -150,7 +150,7 @@ def unpack(bits: np.ndarray, key: bytes) -> bytes | None:
 # ---------------------------------------------------------------- list decoding (not consensus)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _list_viterbi_kernel(soft, n_info, pred, sign, memory, size):  # pragma: no cover - compiled
     nstates = pred.shape[0]
     rate = sign.shape[2]

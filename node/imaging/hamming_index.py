@@ -49,7 +49,7 @@ def _chunk_masks(s: int) -> np.ndarray:
 _MASKS = [_chunk_masks(s) for s in range(4)]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _popcount(x):  # pragma: no cover - compiled
     x = x - ((x >> _U1) & _M1)
     x = (x & _M2) + ((x >> _U2) & _M2)
@@ -57,12 +57,12 @@ def _popcount(x):  # pragma: no cover - compiled
     return np.int64((x * _H01) >> _U56)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _chunk(h, c):  # pragma: no cover - compiled
     return np.int64((h >> np.uint64(16 * c)) & np.uint64(0xFFFF))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _build_kernel(hashes, n):  # pragma: no cover - compiled
     """Counting sort of the first n hashes by each 16-bit chunk: CSR starts and sorted copies."""
     starts = np.zeros((4, 65537), dtype=np.int64)
@@ -83,7 +83,7 @@ def _build_kernel(hashes, n):  # pragma: no cover - compiled
     return starts, pos, sorted_h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mih_kernel(q, r, s, masks, starts, pos, sorted_h, out_pos, out_dist):  # pragma: no cover
     qc = np.empty(4, dtype=np.int64)
     for c in range(4):
@@ -113,7 +113,7 @@ def _mih_kernel(q, r, s, masks, starts, pos, sorted_h, out_pos, out_dist):  # pr
     return found
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scan_kernel(hashes, lo, hi, q, r, out_pos, out_dist, found):  # pragma: no cover
     for i in range(lo, hi):
         d = _popcount(hashes[i] ^ q)

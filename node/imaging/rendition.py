@@ -74,7 +74,7 @@ def verification_rendition_ref(rgb: np.ndarray) -> np.ndarray:
     return area_resize_ref(luma_ref(rgb))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _spans(n, m):  # pragma: no cover - compiled
     """First and last source index covered by each of the m outputs of an n-pixel axis."""
     lo = np.empty(m, dtype=np.int64)
@@ -85,7 +85,7 @@ def _spans(n, m):  # pragma: no cover - compiled
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rendition_kernel(img, m):  # pragma: no cover - compiled
     h = img.shape[0]
     w = img.shape[1]

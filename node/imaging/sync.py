@@ -108,7 +108,7 @@ def whitened_power(rw: np.ndarray, pad: int, background: int) -> np.ndarray:
     return (z * z).astype(np.float32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _grid_scores(power, pad, f, log_sx, log_sy, thetas, aspect):  # pragma: no cover - compiled
     """Sum of power at the moved peaks for every (theta, sx, sy) on the grid (half spectrum).
 
@@ -317,7 +317,7 @@ def translations(rw: np.ndarray, a: np.ndarray, f: np.ndarray, phases: np.ndarra
 # ---------------------------------------------------------------- re-alignment and decoding
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _integral_kernel(img, sat):  # pragma: no cover - compiled
     """Summed-area table of the canonical luma into sat (zeroed): sat[y, x] = sum of luma[:y, :x]."""
     h, w, ch = img.shape
@@ -337,7 +337,7 @@ def _integral_kernel(img, sat):  # pragma: no cover - compiled
             sat[y + 1, x + 1] = sat[y, x + 1] + row
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _integral_at(sat, x, y):  # pragma: no cover - compiled
     """Integral of the piecewise-constant image over [0, x] x [0, y]: bilinear in the table."""
     h = sat.shape[0] - 1
@@ -353,7 +353,7 @@ def _integral_at(sat, x, y):  # pragma: no cover - compiled
     return top * (1.0 - fy) + bot * fy
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _realign_kernel(sat, m, b, n):  # pragma: no cover - compiled
     """Mean luma over each original rendition cell mapped into the copy by ``m @ u + b``.
 

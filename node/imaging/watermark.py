@@ -98,7 +98,7 @@ def slot_coefficients_ref(r256: np.ndarray) -> np.ndarray:
     return block_dct_ref(r256, US, VS).ravel()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _unit_sums_kernel(coeffs, unit, sign, n_units):  # pragma: no cover - compiled
     out = np.zeros(n_units, dtype=np.int64)
     for i in range(coeffs.shape[0]):
@@ -169,7 +169,7 @@ def _axis_bilinear(n: int, m: int = RENDITION_SIZE) -> tuple[np.ndarray, np.ndar
     return i0, i1, src - i0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _apply_kernel(img, delta, yi0, yi1, yf, xi0, xi1, xf):  # pragma: no cover - compiled
     """img + upsample(delta) on every channel, rounded half up and clipped to uint8.
 
@@ -554,7 +554,7 @@ SSIM_C1 = (0.01 * 255) ** 2
 SSIM_C2 = (0.03 * 255) ** 2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _squared_error_kernel(a, b):  # pragma: no cover - compiled
     acc = np.int64(0)
     for i in range(a.shape[0]):
@@ -571,7 +571,7 @@ def image_psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10.0 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ssim_kernel(a, b, win, c1, c2, stride):  # pragma: no cover - compiled
     """Mean SSIM of the channel means of two uint8 (h, w, ch) images over the full win x win
     windows whose corner lies on a grid of the given stride (uniform weights, sample
