@@ -80,7 +80,7 @@ SINGLE_PASS_MARGIN = 0.08
 MIN_SLOT_GAIN = 0.3
 SOFT_CLIP_NUM = 3
 SOFT_CLIP_DEN = 1
-MASK_GAMMA = 1.0
+MASK_GAMMA = 0.3
 MASK_MIN = 0.25
 MASK_MAX = 4.0
 
@@ -295,8 +295,12 @@ def block_weights(r256: np.ndarray) -> np.ndarray:
 
     A change is least visible (and costs least SSIM) where the block is already busy, so each
     slot's share of its unit's change is scaled by the block's activity (pixel standard
-    deviation) to the power MASK_GAMMA, clipped to [MASK_MIN, MASK_MAX]. Measured: this raises
-    SSIM and robustness together (busy blocks also hide the mark from JPEG less).
+    deviation) to the power MASK_GAMMA, clipped to [MASK_MIN, MASK_MAX]. But uneven shares
+    cost MSE (a unit's change is cheapest spread evenly) and busy blocks carry the most host
+    interference once a crop has undone the embedder's cancellation, so the power is mild.
+    Measured on the bench photos with adaptive strength (gamma 1.0 / 0.5 / 0.3 / 0.1): PSNR
+    min 40.80 / 41.01 / 41.01 / 41.01 dB, SSIM min 0.9816 / 0.9815 / 0.9813 / 0.9777, blind
+    25% crops over 6 offsets 75 / 94 / 98 / 98 %, every other attack 100 % throughout.
     """
     b = (
         np.asarray(r256, dtype=np.float64)
@@ -590,13 +594,27 @@ def _ssim_kernel(a, b, win, c1, c2, stride):  # pragma: no cover - compiled
     # for any window up to 3,600 rows) and twice as wide in SIMD registers as int64.
     cols = np.zeros((5, w), dtype=np.int32)  # per column: sums of x, y, xx, yy, xy (last win rows)
     pre = np.zeros((5, w + 1), dtype=np.int64)  # prefix sums along the row: not int32
-    xs = np.empty((h, w), dtype=np.int32)
-    ys = np.empty((h, w), dtype=np.int32)
+    # The channel sums of the last win rows, in a ring (row r in slot r % win): small enough to
+    # stay in cache, where whole-image arrays would be streamed through memory three times.
+    xs = np.empty((win, w), dtype=np.int32)
+    ys = np.empty((win, w), dtype=np.int32)
+    nw = w - win + 1
+    vals = np.empty(nw)
+    total = 0.0
     for r in range(h):
+        x = xs[r % win]
+        y = ys[r % win]
+        if r >= win:  # the slot holds row r - win: take it out of the column sums first
+            for c in range(w):
+                cols[0, c] -= x[c]
+                cols[1, c] -= y[c]
+                cols[2, c] -= x[c] * x[c]
+                cols[3, c] -= y[c] * y[c]
+                cols[4, c] -= x[c] * y[c]
         if ch == 3:  # the common case, unrolled so the loop vectorises
             for c in range(w):
-                xs[r, c] = np.int32(a[r, c, 0]) + np.int32(a[r, c, 1]) + np.int32(a[r, c, 2])
-                ys[r, c] = np.int32(b[r, c, 0]) + np.int32(b[r, c, 1]) + np.int32(b[r, c, 2])
+                x[c] = np.int32(a[r, c, 0]) + np.int32(a[r, c, 1]) + np.int32(a[r, c, 2])
+                y[c] = np.int32(b[r, c, 0]) + np.int32(b[r, c, 1]) + np.int32(b[r, c, 2])
         else:
             for c in range(w):
                 sa = np.int32(0)
@@ -604,29 +622,14 @@ def _ssim_kernel(a, b, win, c1, c2, stride):  # pragma: no cover - compiled
                 for k in range(ch):
                     sa += a[r, c, k]
                     sb += b[r, c, k]
-                xs[r, c] = sa
-                ys[r, c] = sb
-    nw = w - win + 1
-    vals = np.empty(nw)
-    total = 0.0
-    for r in range(h):
-        x = xs[r]
-        y = ys[r]
+                x[c] = sa
+                y[c] = sb
         for c in range(w):
             cols[0, c] += x[c]
             cols[1, c] += y[c]
             cols[2, c] += x[c] * x[c]
             cols[3, c] += y[c] * y[c]
             cols[4, c] += x[c] * y[c]
-        if r >= win:
-            xo = xs[r - win]
-            yo = ys[r - win]
-            for c in range(w):
-                cols[0, c] -= xo[c]
-                cols[1, c] -= yo[c]
-                cols[2, c] -= xo[c] * xo[c]
-                cols[3, c] -= yo[c] * yo[c]
-                cols[4, c] -= xo[c] * yo[c]
         if r < win - 1 or (r - win + 1) % stride != 0:
             continue
         for k in range(5):
