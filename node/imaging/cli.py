@@ -59,12 +59,15 @@ def watermark_cmd(src: str, dst: str, key: str, payload: str, strength: float | 
     """Embed PAYLOAD in IN under KEY and write OUT."""
     from .watermark import DEFAULT_STRENGTH, embed
 
-    out = embed(
-        _load(src),
-        _key(key),
-        _hex_bytes(payload, PAYLOAD_BITS // 8, "payload"),
-        strength=DEFAULT_STRENGTH if strength is None else strength,
-    )
+    try:
+        out = embed(
+            _load(src),
+            _key(key),
+            _hex_bytes(payload, PAYLOAD_BITS // 8, "payload"),
+            strength=DEFAULT_STRENGTH if strength is None else strength,
+        )
+    except ValueError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
     imio.save_rgb(dst, out, quality=quality)
 
 
@@ -117,7 +120,11 @@ def logo_embed_cmd(src: str, dst: str, key: str, logo_path: str | None, text: st
         logo = np.asarray(Image.open(logo_path).convert("L").resize((w, h), Image.LANCZOS), dtype=np.uint8)
     else:
         logo = text_logo(text, (h, w))
-    imio.save_rgb(dst, embed_logo(_load(src), _key(key), logo))
+    try:
+        marked = embed_logo(_load(src), _key(key), logo)
+    except ValueError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    imio.save_rgb(dst, marked)
 
 
 @logo_group.command("extract")

@@ -211,7 +211,10 @@ def prepare_image(
     height, width = a.shape[:2]
     key = copyright.watermark_key_for(genesis_hash)
     payload = copyright.watermark_payload_for(genesis_hash, sha256, uploader)
-    marked = embed(a, key, payload)
+    try:
+        marked = embed(a, key, payload)
+    except ValueError as exc:  # too small to carry the watermark
+        raise PodError(str(exc)) from None
     if out is not None:
         _write_watermarked(out, marked, jpeg_output)
         published = imio.load_rgb(out)  # what the world will see, JPEG rounding included

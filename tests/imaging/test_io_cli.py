@@ -65,6 +65,11 @@ def test_cli_roundtrip(tmp_path):
     assert int(res.output.split()[-1]) <= 4
     res = r.invoke(image_group, ["watermark", str(src), str(out), "--key", "abc", "--payload", payload])
     assert res.exit_code != 0
+    tiny = tmp_path / "tiny.png"
+    imio.save_rgb(tiny, natural_image(4, 60, 90))
+    res = r.invoke(image_group, ["watermark", str(tiny), str(out), "--key", key, "--payload", payload])
+    assert res.exit_code == 1 and "at least 128 pixels" in res.output and res.exception is not None
+    assert isinstance(res.exception, SystemExit)  # a clean click error, not a traceback
     lo = tmp_path / "logo.png"
     res = r.invoke(image_group, ["logo", "embed", str(src), str(lo), "--key", key])
     assert res.exit_code == 0, res.output

@@ -111,6 +111,7 @@ def test_hash_is_streamed(tmp_path: Path) -> None:
         ("photo.jpg", None, {"raw": True}, "not a camera RAW"),
         ("photo.jpg", None, {"title": "x" * 257}, "at most 256"),
         ("photo.jpg", None, {"title": "  "}, "needs a title"),
+        ("small.png", "small", {}, "at least 128 pixels"),
     ],
 )
 def test_bad_inputs_are_clear_errors(
@@ -118,12 +119,14 @@ def test_bad_inputs_are_clear_errors(
     jpeg_file: Path,
     bob: Keypair,
     name: str,
-    content: bytes | None,
+    content: bytes | str | None,
     kwargs: dict,
     message: str,
 ) -> None:
     path = jpeg_file if content is None else tmp_path / name
-    if content is not None:
+    if content == "small":  # decodes, but too small to carry the watermark
+        Image.fromarray(np.full((90, 120, 3), 128, np.uint8)).save(path)
+    elif content is not None:
         path.write_bytes(content)
     args = {"genesis_hash": GENESIS, "uploader": bob.account_id, "title": "t", **kwargs}
     with pytest.raises(PodError, match=message):

@@ -28,7 +28,7 @@ from tests.runtime.test_emission import SMALL
 
 SPEC = load_chain_spec("dev")
 ACTORS = [dev_keypair(uri) for uri in ("//Alice", "//Bob", "//Charlie", "//Ferdie", "//Zed")]
-SIZES = [(128, 96), (256, 192), (384, 288)]
+SIZES = [(160, 128), (256, 192), (384, 288)]
 TAGS = ["sea", "city", "风景"]
 
 actor = st.sampled_from(range(len(ACTORS)))

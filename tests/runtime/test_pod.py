@@ -58,7 +58,7 @@ def test_versions_takeovers_and_rejects_earn_nothing(chain, bob, charlie):
     raw = chain.run(
         charlie, make_upload(charlie.account_id, 54, 512, 384, is_raw=True, format_code=64).call()
     )
-    duplicate = chain.run(charlie, make_upload(charlie.account_id, 54, 128, 96).call())
+    duplicate = chain.run(charlie, make_upload(charlie.account_id, 54, 160, 128).call())
     assert version.ok and raw.ok and not duplicate.ok
     for result in (version, raw, duplicate):
         assert ("pod", "Rewarded") not in result.names() and ("pod", "NotRewarded") not in result.names()
