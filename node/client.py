@@ -769,12 +769,13 @@ class VerifyResult:
     width: int
     height: int
     phash: int
-    watermark: bytes | None
+    watermark: bytes | None  # the payload the validators' path reads
     matches: list[VerifyMatch]
+    watermarks: list[bytes]  # every payload found: more than one if the copy was marked again
 
     @property
     def best(self) -> VerifyMatch | None:
-        """The exact match if there is one, else the nearest similar one."""
+        """The earliest exact match if there is one, else the nearest similar one."""
         return self.matches[0] if self.matches else None
 
     @classmethod
@@ -795,6 +796,7 @@ class VerifyResult:
                 )  # fmt: skip
                 for m in obj["matches"]
             ],
+            [from_hex(w, length=8, what="watermark") for w in obj["watermarks"]],
         )
 
 

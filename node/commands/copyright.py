@@ -245,12 +245,15 @@ def _verify_bytes(file: Path) -> bytes:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_url_option
 def verify_command(file: Path, url: str) -> None:
-    """Find who registered FILE: by its watermark (exact) or its pHash (similar). Exit 1 if nobody."""
+    """Find who registered FILE: by its watermarks (exact) or its pHash (similar). Exit 1 if nobody."""
     data = _verify_bytes(file)
     with _client(url) as client:
         result = client.verify_image(data)
         click.echo(f"phash: 0x{result.phash:016x}")
         click.echo(f"watermark: {'0x' + result.watermark.hex() if result.watermark else 'none'}")
+        if len(result.watermarks) > 1:
+            marks = ", ".join("0x" + w.hex() for w in result.watermarks)
+            click.echo(f"watermarks: {marks} (marked more than once: the earliest registration comes first)")
         best = result.best
         if best is None:
             click.echo("match: none")

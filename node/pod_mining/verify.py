@@ -43,6 +43,8 @@ class ImageFacts:
     height: int
     phash: int
     payload: bytes | None  # the watermark payload under the chain's key, None if there is none
+    # Every payload found (payload first): a copy cropped and marked again carries two.
+    payloads: tuple[bytes, ...] = ()
 
 
 def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -79,12 +81,18 @@ def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def analyse_image(rgb: np.ndarray, key: bytes, sync: bool = True) -> ImageFacts:
-    """pHash and watermark of decoded pixels (`extract` handles JPEG, resizing, small rotations)."""
+    """pHash and watermark of decoded pixels (JPEG, resizing; with `sync`, also crops, small
+    rotations and every earlier mark of a copy marked again: `extract_all`)."""
     from node.imaging.phash import phash
-    from node.imaging.watermark import extract
+    from node.imaging.watermark import extract, extract_all
 
     height, width = rgb.shape[:2]
-    return ImageFacts(width, height, phash(rgb), extract(rgb, key, sync=sync))
+    if sync:
+        payloads = tuple(extract_all(rgb, key))
+    else:
+        only = extract(rgb, key, sync=False)
+        payloads = () if only is None else (only,)
+    return ImageFacts(width, height, phash(rgb), payloads[0] if payloads else None, payloads)
 
 
 def analyse_image_bytes(

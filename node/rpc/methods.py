@@ -788,18 +788,21 @@ async def copyright_searchSimilar(
     "copyright_verifyImage",
     result={
         "type": "object",
-        "description": "{width, height, phash, watermark, matches: [{kind: exact|similar, distance, "
-        "version, registration, offers}]}",
+        "description": "{width, height, phash, watermark, watermarks, matches: [{kind: exact|similar, "
+        "distance, version, registration, offers}]}",
     },
 )
 async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | None = None) -> JSON:
     """Who owns this image? A copy found anywhere (base64 file, at most 7 MiB and 40 megapixels).
 
     The watermark first: the payload extracted under the chain's key names the registration
-    exactly (`kind: "exact"`), even after JPEG re-encoding, resizing or a small rotation. Then
-    the pHash: registrations within the chain's radius (`kind: "similar"`, nearest first, at
-    most 20). Each match has its distance, the version it is closest to, the registration
-    (owner, block, versions) and its open licence offers.
+    exactly (`kind: "exact"`), even after JPEG re-encoding, resizing, a crop or a small
+    rotation. A copy can carry several marks (`watermarks`; `watermark` is the one the
+    validators' path reads): one cropped from a registered image and marked again for another
+    registration keeps the first mark, so every registration found this way is an exact match,
+    the earliest registered first. Then the pHash: registrations within the chain's radius
+    (`kind: "similar"`, nearest first, at most 20). Each match has its distance, the version
+    it is closest to, the registration (owner, block, versions) and its open licence offers.
     """
     from node.pod_mining.verify import ImageDecodeError, analyse_image_bytes
 
@@ -814,10 +817,14 @@ async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | N
 
     def read(get: Any) -> JSON:
         licence_params = licensing.read_params(get)
-        exact_id = None if facts.payload is None else copyright.find_by_payload(get, facts.payload)
-        candidates: list[tuple[str, int]] = [] if exact_id is None else [("exact", exact_id)]
+        exact: dict[int, bytes] = {}  # registration id -> the payload that named it
+        for payload in facts.payloads:
+            rid = copyright.find_by_payload(get, payload)
+            if rid is not None and rid not in exact:
+                exact[rid] = payload
+        candidates: list[tuple[str, int]] = [("exact", rid) for rid in sorted(exact)]
         similar = copyright.search_similar(get, facts.phash, copyright.read_params(get).phash_radius)
-        candidates += [("similar", rid) for rid, _ in similar if rid != exact_id][:MAX_VERIFY_SIMILAR]
+        candidates += [("similar", rid) for rid, _ in similar if rid not in exact][:MAX_VERIFY_SIMILAR]
         matches = []
         for kind, rid in candidates:
             registration = copyright.get_registration(get, rid)
@@ -826,7 +833,7 @@ async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | N
             distances = [(v.phash ^ facts.phash).bit_count() for v in registration.versions]
             if kind == "exact":
                 version = next(
-                    (i for i, v in enumerate(registration.versions) if v.wm_payload == facts.payload), 0
+                    (i for i, v in enumerate(registration.versions) if v.wm_payload == exact[rid]), 0
                 )
             else:
                 version = min(range(len(distances)), key=lambda i: (distances[i], i))
@@ -844,6 +851,7 @@ async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | N
             "height": facts.height,
             "phash": f"0x{facts.phash:016x}",
             "watermark": None if facts.payload is None else to_hex(facts.payload),
+            "watermarks": [to_hex(p) for p in facts.payloads],
             "matches": matches,
         }
 

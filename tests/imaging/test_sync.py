@@ -149,3 +149,18 @@ def test_template_free_mark_still_reads_on_the_validators_path():
     img = natural_image(5, 384, 512)
     m = wm.embed(img, KEY, PAYLOAD, template=False)
     assert wm.extract_from_rendition(verification_rendition(m), KEY) == PAYLOAD
+
+
+def test_a_cropped_copy_marked_again_still_shows_the_first_mark(marked):
+    """The theft this guards against: crop a registered image (so its pHash no longer matches)
+    and mark it again for a registration of one's own. The new mark is what the validators'
+    path reads; the resynchronisation still finds the first one at the old geometry."""
+    other = bytes.fromhex("0badc0de0badc0de")
+    remarked = wm.embed(_crop(marked, 0.10, 30, 50), KEY, other)
+    assert wm.extract(remarked, KEY) == other  # stops at the first payload
+    assert wm.extract_all(remarked, KEY) == [other, PAYLOAD]
+    assert sync.extract_all_with_sync(remarked, KEY)[-1] == PAYLOAD
+    # One mark, one payload; none, none; a wrong key sees nothing.
+    assert wm.extract_all(marked, KEY) == [PAYLOAD]
+    assert wm.extract_all(smooth_photo(), KEY) == []
+    assert wm.extract_all(remarked, bytes(10)) == []

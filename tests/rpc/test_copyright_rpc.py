@@ -261,6 +261,46 @@ async def test_verify_image_exact_then_similar(
     await in_thread(typed)
 
 
+async def test_verify_image_shows_every_mark_of_a_copy_marked_again(
+    http: httpx.AsyncClient, server: Server, tmp_path: Path
+) -> None:
+    """Charlie crops Bob's published photo (so its pHash no longer matches) and registers it as
+    his own. The chain cannot tell (its check sees only the new rendition), but verifying
+    Charlie's copy shows Bob's mark under Charlie's, and Bob's registration comes first."""
+    node = server.node
+    author(node)
+    bob_up = submit_upload(node, BOB, natural_image(34, 384, 512), "bob's original", out=tmp_path / "bob.png")
+    author(node)
+    assert bob_up.watermarked is not None
+    published = np.asarray(Image.open(bob_up.watermarked).convert("RGB"))
+    cropped = np.ascontiguousarray(published[20:346, 30:465])  # 15% off each side, off centre
+    charlie_up = submit_upload(node, CHARLIE, cropped, "charlie's copy", out=tmp_path / "charlie.png")
+    author(node)
+    state = node.chain.best_state()
+    bob_id = copyright.find_by_payload(state, bob_up.payload)
+    charlie_id = copyright.find_by_payload(state, charlie_up.payload)
+    assert bob_id is not None and charlie_id is not None and bob_id < charlie_id
+
+    assert charlie_up.watermarked is not None
+    charlies = np.asarray(Image.open(charlie_up.watermarked).convert("RGB"))
+    found = await result(http, "copyright_verifyImage", [b64(jpeg(charlies, 90))])
+    assert found["watermark"] == "0x" + charlie_up.payload.hex()
+    assert found["watermarks"] == ["0x" + charlie_up.payload.hex(), "0x" + bob_up.payload.hex()]
+    exact = [m for m in found["matches"] if m["kind"] == "exact"]
+    assert [m["registration"]["id"] for m in exact] == [bob_id, charlie_id]
+    assert exact[0]["registration"]["owner"] == encode_address(BOB.account_id)
+
+    # Bob's own copy carries one mark: one exact match.
+    found = await result(http, "copyright_verifyImage", [b64(jpeg(published, 90))])
+    assert found["watermarks"] == ["0x" + bob_up.payload.hex()]
+    assert [m["registration"]["id"] for m in found["matches"] if m["kind"] == "exact"] == [bob_id]
+
+    verified = await invoke(image_group, "verify", str(charlie_up.watermarked), "--url", server.url)
+    assert verified.exit_code == 0, verified.output
+    assert "marked more than once" in verified.output
+    assert f"registration: {bob_id}\n" in verified.output and f"exact registration {charlie_id} " in verified.output
+
+
 def _png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
