@@ -56,12 +56,13 @@ def phash_cmd(file: str) -> None:
 @click.option("--strength", type=float, default=None, help="embedding strength k")
 @click.option("--quality", type=int, default=95, show_default=True, help="JPEG/WebP quality of OUT")
 def watermark_cmd(src: str, dst: str, key: str, payload: str, strength: float | None, quality: int) -> None:
-    """Embed PAYLOAD in IN under KEY and write OUT."""
-    from .watermark import DEFAULT_STRENGTH, embed
+    """Embed PAYLOAD in IN under KEY and write OUT; print the marked pixels' PSNR and SSIM."""
+    from .watermark import DEFAULT_STRENGTH, embed, image_psnr, image_ssim
 
+    original = _load(src)
     try:
         out = embed(
-            _load(src),
+            original,
             _key(key),
             _hex_bytes(payload, PAYLOAD_BITS // 8, "payload"),
             strength=DEFAULT_STRENGTH if strength is None else strength,
@@ -69,6 +70,8 @@ def watermark_cmd(src: str, dst: str, key: str, payload: str, strength: float | 
     except ValueError as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     imio.save_rgb(dst, out, quality=quality)
+    click.echo(f"psnr: {image_psnr(original, out):.2f} dB")
+    click.echo(f"ssim: {image_ssim(original, out):.4f}")
 
 
 @image_group.command("extract")

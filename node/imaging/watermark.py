@@ -701,18 +701,31 @@ def embed(
     template: bool = True,
     psnr_target: float | None = ADAPTIVE_PSNR,
 ) -> np.ndarray:
-    """Mark an image (uint8 RGB or grey, any size) with a 64-bit payload under an 80-bit key.
+    """Mark an image (uint8 RGB or grey, at least MIN_EMBED_SIDE pixels a side) with a 64-bit
+    payload under an 80-bit key.
 
     ``template`` adds the keyed synchronisation template that lets cropped or rotated copies be
     re-aligned (:mod:`.sync`); without it only the validators' path can read the mark.
     ``psnr_target`` spends the image's PSNR headroom above it on a stronger mark (see
     :func:`embed_units`); None embeds at exactly ``strength``.
+
+    The result is read back through the validators' path: an image whose own texture drowns
+    the mark (a hard-edged pattern with its energy in the mark's band, say) raises ValueError
+    rather than coming back marked in name only.
     """
     code = encode(pack(payload, key))
     scrambled = code ^ scramble_bits(key, CODED_BITS)
     targets = 2.0 * scrambled.astype(np.float64) - 1.0
     initial = (lambda r: template_delta(r, key)) if template else None
-    return embed_units(rgb, key, targets, strength, iterations, initial, psnr_target)
+    out = embed_units(rgb, key, targets, strength, iterations, initial, psnr_target)
+    if extract_from_rendition(verification_rendition(out), key) != payload:
+        a = np.asarray(rgb)
+        psnr = image_psnr(a[:, :, :3] if a.ndim == 3 else a, out)
+        raise ValueError(
+            "the watermark does not survive in this image: the marked copy would read back as"
+            f" nothing (and be {psnr:.1f} dB); its own texture in the mark's band is too strong"
+        )
+    return out
 
 
 def extract(img: np.ndarray, key: bytes, sync: bool = True) -> bytes | None:

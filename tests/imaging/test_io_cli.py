@@ -56,6 +56,8 @@ def test_cli_roundtrip(tmp_path):
     key, payload = "00112233445566778899", "0123456789abcdef"
     res = r.invoke(image_group, ["watermark", str(src), str(out), "--key", key, "--payload", payload])
     assert res.exit_code == 0, res.output
+    quality = dict(line.split(": ") for line in res.output.splitlines())
+    assert float(quality["psnr"].split()[0]) > 40.0 and 0.97 < float(quality["ssim"]) < 1.0
     res = r.invoke(image_group, ["extract", str(out), "--key", key])
     assert res.exit_code == 0 and res.output.strip() == payload
     res = r.invoke(image_group, ["extract", str(src), "--key", key, "--no-sync"])

@@ -219,3 +219,17 @@ def test_informed_embedding_reaches_the_goal_on_every_unit(photo):
     reached = targets * means / wm.DEFAULT_STRENGTH
     assert reached.min() > 0.9
     assert np.mean(reached >= 0.99) > 0.95
+
+
+def test_an_image_that_drowns_the_mark_is_refused():
+    """A hard-edged pattern with its energy in the mark's band: no strength the embedder can
+    afford reads back, so embed refuses instead of returning a ruined, unmarked copy."""
+    yy, xx = np.mgrid[0:600, 0:800]
+    checker = (((xx // 16 + yy // 16) % 2) * 255).astype(np.uint8)
+    for img in (checker, np.stack([checker] * 3, axis=-1)):
+        with pytest.raises(ValueError, match="does not survive"):
+            wm.embed(img, KEY, PAYLOAD)
+    # Flat and saturated images are no problem.
+    for value in (0, 128, 255):
+        flat = np.full((300, 400, 3), value, np.uint8)
+        assert wm.extract(wm.embed(flat, KEY, PAYLOAD), KEY, sync=False) == PAYLOAD
