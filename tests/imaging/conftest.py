@@ -1,9 +1,13 @@
-"""Synthetic, deterministic, photo-like test images (no downloads, no scikit-image)."""
+"""Test images: synthetic photo-like ones, and three real photographs from tests/data (no
+downloads, no scikit-image)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 
 def natural_image(seed: int, h: int = 384, w: int = 512) -> np.ndarray:
@@ -40,3 +44,18 @@ def photo() -> np.ndarray:
 @pytest.fixture(scope="session")
 def photos() -> list[np.ndarray]:
     return [natural_image(s, 300 + 40 * s, 420 + 30 * s) for s in range(2, 6)]
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+REAL_PHOTOS = ("astronaut", "rocket", "hubble_deep_field")
+
+
+def real_photo(name: str) -> np.ndarray:
+    """A real photograph from tests/data (public domain; see its README), uint8 RGB."""
+    with Image.open(DATA / f"{name}.jpg") as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="session", params=REAL_PHOTOS)
+def real(request: pytest.FixtureRequest) -> np.ndarray:
+    return real_photo(request.param)
