@@ -76,12 +76,12 @@ DEFAULT_STRENGTH = 1.25
 EMBED_ITERATIONS = 2
 MODEL_ITERATIONS = 4
 REAL_PASS_MARGIN = 0.05
-# The mark's top slots (u + v = 5 in 8x8 blocks of the 256x256 rendition) are up to 80 cycles
-# per image width; an image needs ~2.5 pixels per cycle to carry them without the embedder
-# piling distortion onto the few that pass (measured on a synthetic photo: 128 px 41.0 dB,
-# 96 px 39.7 dB, 64 px 33.4 dB). Smaller images are refused rather than ruined.
-MIN_EMBED_SIDE = 128
 SINGLE_PASS_MARGIN = 0.08
+# The slots reach up to 80 cycles per image side (frequency 5 of the 8x8 blocks of the 256x256
+# rendition) and a side of n pixels holds n / 2: in small images fewer and fewer slots pass to
+# the rendition, and the embedder piles distortion onto those that do (measured on a synthetic
+# photo: 128 px 41.0 dB, 96 px 39.7 dB, 64 px 33.4 dB). Smaller images are refused, not ruined.
+MIN_EMBED_SIDE = 128
 SOFT_CLIP_NUM = 3
 SOFT_CLIP_DEN = 1
 MASK_GAMMA = 0.3
@@ -251,7 +251,8 @@ class RenditionModel:
     ``rendition(apply_delta(img, total))`` equals ``rendition(img) + My @ total @ Mx.T`` up to
     rounding (of pixels and of the rendition) and clipping at 0 and 255, which the informed loop
     corrects from real measurements. The model lets most of the loop's passes skip the two full-
-    resolution steps (measured at 1920x1080: ~11 ms to apply, ~4.5 ms to measure).
+    resolution steps (measured at 1920x1080 before they were sped up: ~11 ms to apply, ~4.5 ms to
+    measure; now ~6 and ~3).
     """
 
     def __init__(self, h: int, w: int) -> None:
