@@ -236,6 +236,8 @@ def fit_parameters(
 ) -> tuple[float, float, float]:
     """Weighted least squares of (log sx, log sy, theta) to the measured peak positions."""
     p = np.array(start, dtype=np.float64)
+    if not (np.all(np.isfinite(weight)) and weight.max() > 0.0):
+        return float(p[0]), float(p[1]), float(p[2])  # no peak measured: nothing to fit
     sw = np.sqrt(weight / weight.max())
     for _ in range(4):
         base = moved_peaks(linear_part(np.exp(p[0]), np.exp(p[1]), p[2], w, h), f)
@@ -490,6 +492,8 @@ def estimate_geometries(
     a_img = np.asarray(img)
     h, w = a_img.shape[:2]
     r = (verification_rendition(a_img) if r256 is None else np.asarray(r256)).astype(np.float64)
+    if np.ptp(r) == 0:
+        return  # a flat rendition (a 1x1 copy, a blank page) has no spectrum to search
     rw = (r - r.mean()) * _WINDOW
     f, phases = template_peaks(key)
     for score, lx, ly, t in search(rw, f, w, h):
