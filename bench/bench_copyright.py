@@ -35,7 +35,8 @@ from node.core.node import Node, NodeConfig
 from node.keys import dev_keypair
 from node.pod_mining.pipeline import PreparedUpload, prepare_image, sign_registration
 from node.runtime import copyright
-from node.runtime.executive import SPEC_VERSION, decode_extrinsic_cached
+from node.runtime.executive import decode_extrinsic_cached
+from node.runtime.runtime import SPEC_VERSION
 from node.types import IMMORTAL, Block, SignedExtra
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from pathlib import Path
 from devnet.harness import Network, eventually
 from node.core.node import Node, NodeConfig
 from node.keys import dev_keypair
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import Call, Mortality, SignedExtra, sign_extrinsic
 
 IMG = 10**18

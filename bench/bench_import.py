@@ -23,7 +23,8 @@ from node.chain_spec import parse_chain_spec
 from node.core.node import Node, NodeConfig
 from node.core.txpool import PoolLimits
 from node.keys import Keypair, Scheme, dev_keypair, encode_address
-from node.runtime.executive import SPEC_VERSION, decode_extrinsic_cached
+from node.runtime.executive import decode_extrinsic_cached
+from node.runtime.runtime import SPEC_VERSION
 from node.types import Call, Mortality, SignedExtra, sign_extrinsic
 
 

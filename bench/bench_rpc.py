@@ -22,7 +22,7 @@ import httpx
 
 from node.client import RpcClient
 from node.keys import dev_keypair
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import Call, Mortality, SignedExtra, sign_extrinsic
 
 

@@ -34,8 +34,8 @@ from node.runtime import licensing
 from node.runtime.balances import KEY_TOTAL_ISSUANCE
 from node.runtime.copyright import Registration, Version
 from node.runtime.emission import EmissionStatus
-from node.runtime.executive import SPEC_VERSION
 from node.runtime.licensing import Licence, LicensingParams, Offer
+from node.runtime.runtime import SPEC_VERSION
 from node.runtime.system import KEY_EVENTS, Account, account_key
 from node.types import IMMORTAL, Block, Call, Header, Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
 

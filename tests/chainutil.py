@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.keys import Keypair
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import IMMORTAL, Call, Mortality, SignedExtra, sign_extrinsic
 
 IMG = 10**18

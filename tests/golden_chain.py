@@ -23,6 +23,7 @@ from PIL import Image
 
 from node.codec import u128_to_bytes
 from node.core.node import Node
+from node.imaging.verify import rendition_facts
 from node.keys import Keypair, dev_keypair
 from node.runtime import copyright
 from node.types import Call
@@ -79,7 +80,7 @@ def register_call(upload: GoldenUpload, genesis_hash: bytes) -> Call:
     rendition = np.asarray(Image.open(upload.path), dtype=np.uint8)
     uploader = dev_keypair(upload.uploader).account_id
     payload = copyright.watermark_payload_for(genesis_hash, upload.sha256, uploader)
-    phash, _ = copyright.rendition_facts(rendition.tobytes(), copyright.watermark_key_for(genesis_hash))
+    phash = rendition_facts(rendition.tobytes(), copyright.watermark_key_for(genesis_hash)).phash
     is_raw = copyright.is_raw_format(upload.format_code)
     return Call("copyright", "register", (
         upload.sha256, upload.width, upload.height, upload.format_code, is_raw, phash, payload, [],

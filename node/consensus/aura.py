@@ -11,8 +11,7 @@ Pure functions; the slot timer that calls them lives in `node.core.authoring`.
 
 from __future__ import annotations
 
-from node.keys import PublicKey, Scheme
-from node.runtime.aura import author_of_slot
+from node.primitives.aura import author_of_slot, is_sealed_by
 from node.types import ENGINE_AURA, Header
 
 
@@ -44,6 +43,6 @@ def check_header(header: Header, parent: Header, authorities: list[bytes], now_s
     if not authorities:
         raise InvalidSeal("no authorities")
     author = author_of_slot(authorities, slot)
-    if not PublicKey(Scheme.ED25519, author).verify(header.seal_payload(), seal.data):
+    if not is_sealed_by(header, author):
         raise InvalidSeal(f"seal does not verify against slot {slot}'s author {author.hex()}")
     return author

@@ -16,15 +16,9 @@ from node.core.chain import Chain
 from node.core.txpool import TxPool
 from node.keys import Keypair
 from node.runtime import system
-from node.runtime.executive import (
-    InvalidReason,
-    InvalidTransaction,
-    apply_extrinsic,
-    finalize_block,
-    initialize_block,
-    timestamp_inherent,
-)
-from node.runtime.support import Event
+from node.runtime.executive import InvalidReason, InvalidTransaction, timestamp_inherent
+from node.runtime.runtime import RUNTIME
+from node.runtime.support import PURE_HOST, EventRecord, Host
 from node.state.trie import TrieUpdate
 from node.types import Block, Header, aura_pre_digest, merkle_root
 
@@ -35,7 +29,7 @@ ZERO_HASH = b"\x00" * 32
 class BuiltBlock:
     block: Block
     update: TrieUpdate
-    events: list[Event]
+    events: list[EventRecord]
     invalid: list[bytes] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -47,6 +41,7 @@ def build_block(
     keypair: Keypair,
     time_budget_s: float = 1.0,
     max_transactions: int | None = None,
+    host: Host = PURE_HOST,
 ) -> BuiltBlock:
     started = time.perf_counter()
     parent = chain.best_header()
@@ -54,10 +49,10 @@ def build_block(
     params = system.read_params(state)
     pre_digest = aura_pre_digest(slot)
     template = Header(parent.hash, parent.number + 1, ZERO_HASH, ZERO_HASH, (pre_digest,))
-    ctx = initialize_block(state, template)
+    ctx = RUNTIME.initialize_block(state, template, host)
 
     inherent = timestamp_inherent(slot * params.slot_ms)
-    apply_extrinsic(ctx, chain.genesis_hash, inherent)
+    RUNTIME.apply_extrinsic(ctx, chain.genesis_hash, inherent)
     extrinsics = [inherent]
     invalid: list[bytes] = []
     for tx in pool.ready():
@@ -66,7 +61,7 @@ def build_block(
         if time.perf_counter() - started > time_budget_s:
             break
         try:
-            apply_extrinsic(ctx, chain.genesis_hash, tx.encoded, signature_ok=True)
+            RUNTIME.apply_extrinsic(ctx, chain.genesis_hash, tx.encoded, signature_ok=True)
         except InvalidTransaction as exc:
             if exc.reason is InvalidReason.EXHAUSTS_RESOURCES:
                 break
@@ -75,7 +70,7 @@ def build_block(
             continue
         extrinsics.append(tx.encoded)
 
-    changes = finalize_block(ctx)
+    changes = RUNTIME.finalize_block(ctx)
     update = chain.db.state.update(parent.state_root, changes)
     header = Header(parent.hash, parent.number + 1, update.root, merkle_root(extrinsics), (pre_digest,))
     sealed = header.with_seal(keypair.sign(header.seal_payload()))

@@ -22,8 +22,9 @@ from node.consensus.aura import InvalidSeal, check_header, slot_at
 from node.core.chain import Chain, HeadChange
 from node.keys import verify_batch
 from node.runtime import aura, system
-from node.runtime.executive import InvalidBlock, decode_extrinsic_cached, execute_block
-from node.runtime.support import Event
+from node.runtime.executive import InvalidBlock, decode_extrinsic_cached
+from node.runtime.runtime import RUNTIME
+from node.runtime.support import PURE_HOST, EventRecord, Host
 from node.state.trie import TrieUpdate
 from node.types import Block
 
@@ -51,7 +52,7 @@ class NotOnFinalizedChain(ImportError_):
 @dataclass
 class ImportedBlock:
     block: Block
-    events: list[Event]
+    events: list[EventRecord]
     update: TrieUpdate
     seconds: float
     change: HeadChange = field(default_factory=HeadChange)
@@ -95,7 +96,7 @@ INLINE_SIGNATURES = 32
 
 
 def execute_and_check(
-    chain: Chain, block: Block, now_ms: int, verified: list[bool] | None = None
+    chain: Chain, block: Block, now_ms: int, verified: list[bool] | None = None, host: Host = PURE_HOST
 ) -> ImportedBlock:
     """Steps 1-5: everything but the write. Raises ImportError_ with the reason.
 
@@ -134,7 +135,7 @@ def execute_and_check(
     for index in indexes:
         assumed[index] = True
     try:
-        execution = execute_block(parent_state, block, chain.genesis_hash, assumed)
+        execution = RUNTIME.execute_block(parent_state, block, chain.genesis_hash, assumed, host)
     except InvalidBlock as exc:
         pending.result()
         raise ImportError_(f"invalid block: {exc}") from exc
@@ -150,11 +151,15 @@ def execute_and_check(
 
 
 def import_block(
-    chain: Chain, block: Block, now_ms: int | None = None, verified: list[bool] | None = None
+    chain: Chain,
+    block: Block,
+    now_ms: int | None = None,
+    verified: list[bool] | None = None,
+    host: Host = PURE_HOST,
 ) -> ImportedBlock:
     """Check and store `block`; `now_ms` is the importer's clock (for the future-slot rule)."""
     if now_ms is None:
         now_ms = int(time.time() * 1000)
-    imported = execute_and_check(chain, block, now_ms, verified)
+    imported = execute_and_check(chain, block, now_ms, verified, host)
     imported.change = chain.add_block(block, imported.update)
     return imported

@@ -27,7 +27,9 @@ from node.core.db import ChainDB
 from node.core.importer import ImportedBlock, import_block
 from node.core.notifier import Notifier
 from node.core.txpool import PoolLimits, PoolRejected, TxPool
+from node.core.verification import VerificationCache
 from node.keys import Keypair
+from node.primitives.aura import author_of_slot
 from node.runtime import aura, offences, system
 from node.types import Block, Call, DigestItem, DigestKind, Extrinsic, Header, extrinsic_hash
 
@@ -69,7 +71,8 @@ class Node:
         self.db = ChainDB(db_path, config.pruning)
         self.chain = Chain(self.db, config.spec)
         self.genesis_hash = self.chain.genesis_hash
-        self.pool = TxPool(self.genesis_hash, config.pool_limits)
+        self.verification = VerificationCache()  # shared by pool, builder and import
+        self.pool = TxPool(self.genesis_hash, config.pool_limits, self.verification)
         self.notifier = Notifier()
         self.pool.listeners.append(self.notifier.tx_status)
         self.authority = config.authority
@@ -160,7 +163,7 @@ class Node:
     def import_block(self, block: Block, verified: list[bool] | None = None) -> ImportedBlock:
         """Import a block from the network (or a test); raises ImportError_ with a reason.
         `verified`: its signature checks when done ahead (`importer.verify_range`)."""
-        imported = import_block(self.chain, block, verified=verified)
+        imported = import_block(self.chain, block, verified=verified, host=self.verification)
         self._check_slot_equivocation(block)  # only blocks that passed import (valid seals) count
         if self.metrics is not None:
             self.metrics.observe_import(imported.seconds)
@@ -238,7 +241,7 @@ class Node:
             return False
         state = self.chain.best_state()
         authorities = aura.read_authorities(state)
-        if not authorities or aura.author_of_slot(authorities, slot) != self.authority.public.data:
+        if not authorities or author_of_slot(authorities, slot) != self.authority.public.data:
             return False
         return self.authority.public.data not in offences.read_disabled(state)
 
@@ -246,7 +249,9 @@ class Node:
         """Build, seal and store a block for `slot` (which must be ours)."""
         assert self.authority is not None
         slot_ms = self.spec.params.slot_ms
-        built = build_block(self.chain, self.pool, slot, self.authority, time_budget_s=slot_ms / 3000)
+        built = build_block(
+            self.chain, self.pool, slot, self.authority, time_budget_s=slot_ms / 3000, host=self.verification
+        )
         change = self.chain.add_block(built.block, built.update)
         for ext_hash in built.invalid:
             self.pool.remove_invalid(ext_hash)

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from node.runtime import system
-from node.runtime.executive import InvalidTransaction, ValidTransaction, validate_transaction
+from node.runtime.executive import InvalidTransaction, ValidTransaction
+from node.runtime.runtime import RUNTIME
+from node.runtime.support import PURE_HOST, Host, StateGet
 from node.types import extrinsic_hash
 
-StateGet = Callable[[bytes], bytes | None]
 Listener = Callable[[bytes, str, bytes | None], None]
 
 
@@ -69,9 +70,10 @@ class _Sender:
 
 
 class TxPool:
-    def __init__(self, genesis_hash: bytes, limits: PoolLimits | None = None) -> None:
+    def __init__(self, genesis_hash: bytes, limits: PoolLimits | None = None, host: Host = PURE_HOST) -> None:
         self.genesis_hash = genesis_hash
         self.limits = limits or PoolLimits()
+        self.host = host  # the runtime's host: the node's memo of registration checks
         self._by_hash: dict[bytes, PooledTransaction] = {}
         self._senders: dict[bytes, _Sender] = {}
         self._arrivals = itertools.count()
@@ -130,7 +132,9 @@ class TxPool:
         if ext_hash in self._by_hash:
             raise PoolRejected("AlreadyImported", "transaction is already in the pool")
         try:
-            validity = validate_transaction(state, self.genesis_hash, encoded, best_number, signature_ok)
+            validity = RUNTIME.validate_transaction(
+                state, self.genesis_hash, encoded, best_number, signature_ok, self.host
+            )
         except InvalidTransaction as exc:
             raise PoolRejected(exc.reason.value, exc.detail) from exc
         sender = self._senders.get(validity.sender)

@@ -16,16 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .chaos import scramble_bits
+from .chaos import layout, scramble_bits
 from .rendition import verification_rendition
-from .watermark import (
-    DEFAULT_STRENGTH,
-    N_SLOTS,
-    embed_units,
-    layout,
-    slot_coefficients,
-    unit_sums,
-)
+from .verify import N_SLOTS, slot_coefficients, unit_sums
+from .watermark import DEFAULT_STRENGTH, embed_units
 
 MAX_LOGO_UNITS = 1024
 LOGO_STRENGTH = DEFAULT_STRENGTH

@@ -54,7 +54,7 @@ from .dct import D8
 from .ecc import CODED_BITS, INFO_BITS, list_viterbi, unpack
 from .rendition import LUMA_B, LUMA_G, LUMA_R, RENDITION_SIZE, verification_rendition
 from .template import analysis_window, template_peaks
-from .watermark import N_SLOTS, US, VS
+from .verify import N_SLOTS, US, VS
 
 N = RENDITION_SIZE
 PAD = 2  # zero-padding factor of the search spectrum (half-bin resolution)

@@ -38,8 +38,9 @@ What this module changes, and why:
    units), so :mod:`.sync` can measure a crop's scale and offset or a rotation and re-align a
    copy found in the wild. Validators never look at it.
 
-Validators run only :func:`extract_from_rendition`: integer DCT, integer sums, integer Viterbi,
-fixed-point chaos. Embedding may use floats: its result is what gets registered.
+Validators run only :func:`node.imaging.verify.extract_from_rendition` (integer DCT, integer sums,
+integer Viterbi, fixed-point chaos), which lives apart so the runtime never loads the embedder.
+Embedding may use floats: its result is what gets registered.
 """
 
 from __future__ import annotations
@@ -51,20 +52,19 @@ from numba import njit
 from scipy import sparse
 
 from .chaos import layout, scramble_bits
-from .dct import COEFF_FRAC_BITS, D8, block_dct, block_dct_ref, block_idct_float
-from .ecc import CODED_BITS, INFO_BITS, encode, pack, unpack, viterbi, viterbi_ref
+from .dct import COEFF_FRAC_BITS, D8, block_idct_float
+from .ecc import CODED_BITS, encode, pack
 from .rendition import RENDITION_SIZE, verification_rendition
 from .template import template_delta
-
-# Mid-frequency coefficients of each 8x8 block that carry the mark: u + v in {3, 4, 5}. Lower
-# bands survive blur better but carry so much host energy that cancelling it costs PSNR; these
-# 15 were the best trade measured (JPEG 30, 0.5x resize, median 3x3 all still decode).
-BANDS = (3, 4, 5)
-POSITIONS: tuple[tuple[int, int], ...] = tuple((u, s - u) for s in BANDS for u in range(s + 1))
-US = np.array([p[0] for p in POSITIONS], dtype=np.int64)
-VS = np.array([p[1] for p in POSITIONS], dtype=np.int64)
-N_BLOCKS = (RENDITION_SIZE // 8) ** 2
-N_SLOTS = N_BLOCKS * len(POSITIONS)
+from .verify import (
+    N_BLOCKS,
+    N_SLOTS,
+    POSITIONS,
+    US,
+    VS,
+    extract_from_rendition,
+    slot_coefficients,
+)
 
 # k of the white paper: the mean signed coefficient each coded bit is pushed to, in grey levels
 # of the orthonormal DCT of the rendition.
@@ -82,83 +82,9 @@ SINGLE_PASS_MARGIN = 0.08
 # the rendition, and the embedder piles distortion onto those that do (measured on a synthetic
 # photo: 128 px 41.0 dB, 96 px 39.7 dB, 64 px 33.4 dB). Smaller images are refused, not ruined.
 MIN_EMBED_SIDE = 128
-SOFT_CLIP_NUM = 3
-SOFT_CLIP_DEN = 1
 MASK_GAMMA = 0.3
 MASK_MIN = 0.25
 MASK_MAX = 4.0
-
-
-# ---------------------------------------------------------------- the validators' integer path
-
-
-def slot_coefficients(r256: np.ndarray) -> np.ndarray:
-    """Integer coefficients of all slots, block-major (int64, units of 1/16)."""
-    return block_dct(r256, US, VS).ravel()
-
-
-def slot_coefficients_ref(r256: np.ndarray) -> np.ndarray:
-    """Numpy reference of :func:`slot_coefficients`."""
-    return block_dct_ref(r256, US, VS).ravel()
-
-
-@njit(cache=True, nogil=True)
-def _unit_sums_kernel(coeffs, unit, sign, n_units):  # pragma: no cover - compiled
-    out = np.zeros(n_units, dtype=np.int64)
-    for i in range(coeffs.shape[0]):
-        out[unit[i]] += sign[i] * coeffs[i]
-    return out
-
-
-def unit_sums(coeffs: np.ndarray, unit: np.ndarray, sign: np.ndarray, n_units: int) -> np.ndarray:
-    """Soft value of each unit: the signed sum of its slots' coefficients (exact int64)."""
-    return _unit_sums_kernel(coeffs, unit, sign, n_units)
-
-
-def unit_sums_ref(coeffs: np.ndarray, unit: np.ndarray, sign: np.ndarray, n_units: int) -> np.ndarray:
-    """Numpy reference of :func:`unit_sums`."""
-    out = np.zeros(n_units, dtype=np.int64)
-    np.add.at(out, unit, sign * coeffs)
-    return out
-
-
-def coded_soft(r256: np.ndarray, key: bytes, reference: bool = False) -> np.ndarray:
-    """Descrambled soft values of the 208 coded bits (> 0 favours a coded 1)."""
-    unit, sign = layout(key, N_SLOTS, CODED_BITS)
-    if reference:
-        soft = unit_sums_ref(slot_coefficients_ref(r256), unit, sign, CODED_BITS)
-    else:
-        soft = unit_sums(slot_coefficients(r256), unit, sign, CODED_BITS)
-    x = scramble_bits(key, CODED_BITS)
-    return np.where(x == 1, -soft, soft)
-
-
-def clip_soft(soft: np.ndarray) -> np.ndarray:
-    """Limit each soft value to SOFT_CLIP times the lower median magnitude (integer, gain-free).
-
-    Units whose host content was too strong to correct cheaply stay wrong; clipping keeps such a
-    confident error from outvoting the code's redundancy. The bound scales with the image's
-    own median, so a contrast change scales soft values and bound alike.
-    """
-    mag = np.sort(np.abs(soft))
-    bound = SOFT_CLIP_NUM * mag[(mag.shape[0] - 1) // 2] // SOFT_CLIP_DEN + 1
-    return np.clip(soft, -bound, bound)
-
-
-def extract_from_rendition(r256: np.ndarray, key: bytes) -> bytes | None:
-    """The payload carried by a 256x256 verification rendition under key, or None.
-
-    Bit-exact: integer DCT, integer sums, integer Viterbi, fixed-point chaos.
-    """
-    r = np.asarray(r256)
-    if r.shape != (RENDITION_SIZE, RENDITION_SIZE) or r.dtype != np.uint8:
-        raise ValueError("expected the 256x256 uint8 verification rendition")
-    return unpack(viterbi(clip_soft(coded_soft(r, key)), INFO_BITS), key)
-
-
-def extract_from_rendition_ref(r256: np.ndarray, key: bytes) -> bytes | None:
-    """The same verdict with every numba kernel replaced by its numpy reference."""
-    return unpack(viterbi_ref(clip_soft(coded_soft(r256, key, reference=True)), INFO_BITS), key)
 
 
 # ---------------------------------------------------------------- embedding (uploader side)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from node.imaging import io as imio
+from node.imaging.verify import rendition_facts
 from node.keys import Keypair
 from node.runtime import copyright
 from node.runtime.support import InvalidCall
@@ -225,7 +226,7 @@ def prepare_image(
     else:
         published = marked
     rendition = np.ascontiguousarray(verification_rendition(published), dtype=np.uint8).tobytes()
-    phash, _ = copyright.rendition_facts(rendition, key)
+    phash = rendition_facts(rendition, key).phash
     upload = PreparedUpload(
         sha256,
         width,
@@ -330,7 +331,7 @@ def register_call(upload: PreparedUpload) -> Call:
         upload.payload, list(upload.blob_roots), upload.rendition, upload.title, upload.creator,
         upload.description,
     )  # fmt: skip
-    return Call(copyright.MODULE, "register", args)
+    return Call(copyright.NAME, "register", args)
 
 
 def sign_registration(signer: Keypair, upload: PreparedUpload, extra: SignedExtra) -> bytes:

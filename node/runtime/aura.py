@@ -1,18 +1,30 @@
 """`aura`: the authority set that takes turns authoring slots (PROTOCOL section 6).
 
-Storage
-  aura:authorities    -> [ed25519 public key, ...] in authoring order.
-  aura:set_id         -> u64, the number of set changes so far (0 at genesis).
-  aura:pending_change -> [enact at block number, [key, ...]] while a change is scheduled.
-
 The client reads the set from the parent state to check a header's seal: the author of slot s
-is `authorities[s % len(authorities)]`. Fees go to that author's account (its public key).
+is `authorities[s % len(authorities)]` (`node.primitives.aura`). Fees go to that author's
+account (its public key).
 
 Set changes (PROTOCOL section 6) are scheduled by root (`schedule_change`, sudo on a devnet) and
 take effect at a later block N, in N's `on_initialize`: N itself is still authored and finalized
 by the old set (its parent's state names the set), blocks after it by the new one, and the
 finality gadget switches voter sets once N is final. Clients read the set from state (there are
-no light clients yet, so the change is not repeated in a header digest).
+no light clients yet, so the change is not repeated in a header digest). A new set is announced
+(`NEW_AUTHORITY_SET`) so other modules can start it afresh (`offences` re-enables everyone).
+
+At the start of every block, before anything changes, aura names the block's author
+(`ctx.author`, who is paid the fees) and announces it (`BLOCK_AUTHOR`): a module that refuses
+that author (`offences`: a disabled equivocator) fails the hook, which makes the block invalid.
+
+Storage
+  aura:authorities    -> [ed25519 public key, ...] in authoring order
+  aura:set_id         -> u64, the number of set changes so far (0 at genesis)
+  aura:pending_change -> [enact at block number, [key, ...]] while a change is scheduled
+Calls
+  schedule_change(authorities, delay)   root
+Events
+  NewAuthorities(set_id), ChangeScheduled(at)
+Errors
+  DelayTooShort, ChangePending, NoAuthorities
 """
 
 from __future__ import annotations
@@ -20,25 +32,43 @@ from __future__ import annotations
 from typing import Any
 
 from node.codec import DecodeError, decode, encode, expect_bytes, expect_int, expect_list
+from node.primitives.aura import author_of_slot
 from node.runtime.support import (
+    MSGPACK,
+    U64,
     BlockContext,
+    DispatchError,
+    GenesisState,
+    Notification,
     Origin,
     OriginKind,
+    RuntimeModule,
+    StateGet,
+    StorageValue,
     arg_u32,
     call,
     ensure,
     ensure_root,
-    specs_of,
+    error,
+    event,
+    resolve_authority,
 )
 
-MODULE = "aura"
-KEY_AUTHORITIES = b"aura:authorities"
-KEY_SET_ID = b"aura:set_id"
-KEY_PENDING_CHANGE = b"aura:pending_change"
+NAME = "aura"
 MAX_AUTHORITIES = 100
 
+# Announced in the block where a scheduled set takes over: `()`.
+NEW_AUTHORITY_SET = Notification("aura.new_authority_set")
+# Announced at the start of every block: `(author)`. A handler may refuse the author.
+BLOCK_AUTHOR = Notification("aura.block_author")
 
-def read_authorities(get: Any) -> list[bytes]:
+AUTHORITIES: StorageValue[Any] = StorageValue(b"aura:authorities", MSGPACK)
+SET_ID: StorageValue[int] = StorageValue(b"aura:set_id", U64, 0)
+PENDING_CHANGE: StorageValue[Any] = StorageValue(b"aura:pending_change", MSGPACK)
+KEY_AUTHORITIES = AUTHORITIES.key
+
+
+def read_authorities(get: StateGet) -> list[bytes]:
     raw = get(KEY_AUTHORITIES)
     if raw is None:
         return []
@@ -49,13 +79,10 @@ def encode_authorities(authorities: list[bytes]) -> bytes:
     return encode(list(authorities))
 
 
-def author_of_slot(authorities: list[bytes], slot: int) -> bytes:
-    return authorities[slot % len(authorities)]
-
-
-def read_set_id(get: Any) -> int:
-    raw = get(KEY_SET_ID)
-    return 0 if raw is None else int.from_bytes(raw, "big")
+def read_set_id(get: StateGet) -> int:
+    value = SET_ID.get(get)
+    assert value is not None
+    return value
 
 
 def arg_authorities(value: Any) -> list[bytes]:
@@ -67,30 +94,78 @@ def arg_authorities(value: Any) -> list[bytes]:
     return keys
 
 
-def on_initialize(ctx: BlockContext) -> bool:
-    """Enact a scheduled change at its block; True when a new set starts here."""
-    raw = ctx.state.get(KEY_PENDING_CHANGE)
-    if raw is None:
-        return False
-    at, keys = expect_list(decode(raw), 2, "pending change")
+def on_initialize(ctx: BlockContext) -> None:
+    """Name the slot's author from the parent's set, then enact a change scheduled for this block."""
+    authorities = read_authorities(ctx.state.get)
+    ensure(bool(authorities), NoAuthorities)
+    ctx.author = author_of_slot(authorities, ctx.slot)
+    ctx.notify(BLOCK_AUTHOR, ctx.author)
+    pending = PENDING_CHANGE.get(ctx)
+    if pending is None:
+        return
+    at, keys = expect_list(pending, 2, "pending change")
     if expect_int(at) != ctx.number:
-        return False
-    ctx.state.set(KEY_AUTHORITIES, encode_authorities(arg_authorities(keys)))
+        return
+    AUTHORITIES.put(ctx, arg_authorities(keys))
     set_id = read_set_id(ctx.state.get) + 1
-    ctx.state.set(KEY_SET_ID, set_id.to_bytes(8, "big"))
-    ctx.state.delete(KEY_PENDING_CHANGE)
-    ctx.emit(MODULE, "NewAuthorities", set_id)
-    return True
+    SET_ID.put(ctx, set_id)
+    PENDING_CHANGE.delete(ctx)
+    ctx.deposit_event(NewAuthorities(set_id))
+    ctx.notify(NEW_AUTHORITY_SET)
 
 
-@call(MODULE, "schedule_change", arg_authorities, arg_u32, weight=100_000, origin=OriginKind.ROOT)
+def build_genesis(genesis: GenesisState) -> None:
+    authorities = [resolve_authority(text) for text in genesis.spec["authorities"]]
+    if not authorities:
+        raise ValueError("no authorities")
+    AUTHORITIES.put(genesis, authorities)
+
+
+@call(NAME, "schedule_change", arg_authorities, arg_u32, weight=100_000, origin=OriginKind.ROOT)
 def schedule_change(ctx: BlockContext, origin: Origin, authorities: list[bytes], delay: int) -> None:
     """Root: the set becomes `authorities` at block `number + delay` (delay >= 1)."""
     ensure_root(origin)
-    ensure(delay >= 1, MODULE, "DelayTooShort")
-    ensure(ctx.state.get(KEY_PENDING_CHANGE) is None, MODULE, "ChangePending")
-    ctx.state.set(KEY_PENDING_CHANGE, encode([ctx.number + delay, list(authorities)]))
-    ctx.emit(MODULE, "ChangeScheduled", ctx.number + delay)
+    ensure(delay >= 1, DelayTooShort)
+    ensure(not PENDING_CHANGE.exists(ctx), ChangePending)
+    PENDING_CHANGE.put(ctx, [ctx.number + delay, list(authorities)])
+    ctx.deposit_event(ChangeScheduled(ctx.number + delay))
 
 
-CALLS = specs_of(schedule_change)
+@event(NAME)
+class NewAuthorities:
+    """A scheduled authority set took over; `set_id` counts the changes."""
+
+    set_id: int
+
+
+@event(NAME)
+class ChangeScheduled:
+    """The authority set changes at block `at`."""
+
+    at: int
+
+
+@error(NAME)
+class DelayTooShort(DispatchError):
+    """A change must take effect at a later block (delay >= 1)."""
+
+
+@error(NAME)
+class ChangePending(DispatchError):
+    """A change is already scheduled."""
+
+
+@error(NAME)
+class NoAuthorities(DispatchError):
+    """The state names no authority set."""
+
+
+MODULE = RuntimeModule(
+    NAME,
+    calls=(schedule_change,),
+    events=(NewAuthorities, ChangeScheduled),
+    errors=(DelayTooShort, ChangePending, NoAuthorities),
+    storage=(AUTHORITIES, SET_ID, PENDING_CHANGE),
+    genesis=build_genesis,
+    on_initialize=on_initialize,
+)

@@ -17,8 +17,9 @@ Two kinds of check, on purpose:
   integer path) equal to the payload. A claim that fails can never become valid, so the
   extrinsic is *invalid*: the pool refuses it with the reason, and a block that carries it is
   rejected at import. Nothing is charged and nothing changes. The heavy part (pHash + watermark,
-  about 1 ms) is a pure function of the rendition, so its result is memoised by the rendition's
-  blake2b digest: pool entry, block building and import verify each rendition once per node.
+  about 1 ms, `node.imaging.verify`) is a pure function of the rendition, asked of the host
+  (`ctx.host`), which the client memoises: pool entry, block building and import verify each
+  rendition once per node.
 * **The ownership rules read the chain state** (dispatch; a failure is a `DispatchError`, the
   fee is paid and `ExtrinsicFailed` names the error *and* the existing registration):
   - the SHA-256 of any registered version -> ``DuplicateSha256(existing id)``;
@@ -29,8 +30,9 @@ Two kinds of check, on purpose:
     - with strictly more pixels than the highest registered version: a new version
       (``VersionAdded``), ownership unchanged;
     - otherwise ``NearDuplicate(existing id, distance)``;
-  - otherwise a new registration with the next sequential id (``Registered``), and `pod` decides
-    whether its uploader earns a mining reward.
+  - otherwise a new registration with the next sequential id (``Registered``), announced as
+    `NOVEL_REGISTRATION` (`pod` decides whether its uploader earns a mining reward).
+  A change of owner is announced as `OWNER_CHANGED` (`licensing` withdraws the open offers).
 
 Watermark key and payload (public derivations; the PoD client uses these functions)
 -----------------------------------------------------------------------------------
@@ -57,7 +59,7 @@ page) so an insert rewrites at most one 4 KiB page however skewed the hash distr
 Every version's pHash is indexed (under the registration's id), so a chain of small edits cannot
 walk away from a registration one version at a time.
 
-Params (genesis `copyright` section)
+Params (genesis `copyright` section: phash_radius, tag_fee in IMG)
   copyright:params                   -> [phash_radius, tag_fee(u128)]
 Storage
   copyright:next_id                  -> u64, the next registration id (ids start at 1)
@@ -84,17 +86,15 @@ Events
   Tagged(id, who, tag, fee) / Untagged(id, tag)
 Errors (dispatch)
   DuplicateSha256(id), NearDuplicate(id, distance), PayloadTaken(id), TooManyVersions(id),
-  UnknownRegistration, NotOwner, AlreadyOwner, BadTag, TagExists, TooManyTags, UnknownTag,
+  UnknownRegistration(id), NotOwner(id), AlreadyOwner(id), BadTag, TagExists(id),
+  TooManyTags(id), UnknownTag(id),
   InvalidClaim (a claim reaching dispatch without the validity hook, e.g. nested)
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import struct
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -103,7 +103,6 @@ from node.codec import (
     U64_MAX,
     DecodeError,
     blake2b_256,
-    decode,
     expect_bytes,
     expect_int,
     expect_list,
@@ -111,12 +110,29 @@ from node.codec import (
     u128_from_bytes,
     u128_to_bytes,
 )
-from node.runtime import balances, pod, system, timestamp
+from node.runtime import balances, system, timestamp
 from node.runtime.support import (
+    BYTES,
+    MSGPACK,
+    PURE_HOST,
+    U8,
+    U16,
+    U32,
+    U64,
+    AccountId,
+    Balance,
     BlockContext,
     DispatchError,
+    GenesisState,
+    Host,
     InvalidCall,
+    Notification,
     Origin,
+    Record,
+    RuntimeModule,
+    StateGet,
+    StorageMap,
+    StorageValue,
     arg_account,
     arg_bool,
     arg_list,
@@ -126,16 +142,21 @@ from node.runtime.support import (
     call,
     ensure,
     ensure_signed,
-    specs_of,
+    error,
+    event,
 )
+from node.units import parse_img
 
-MODULE = "copyright"
+NAME = "copyright"
+
+# A registration that is no version of an earlier one: `register(who, id, width, height, rendition)`.
+NOVEL_REGISTRATION = Notification("copyright.novel_registration")
+# A registration changed hands (transfer or takeover): `(registration_id)`.
+OWNER_CHANGED = Notification("copyright.owner_changed")
 
 # ---------------------------------------------------------------------------------------------
 # Params and constants
 # ---------------------------------------------------------------------------------------------
-
-KEY_PARAMS = b"copyright:params"
 
 RENDITION_SIZE = 256
 RENDITION_BYTES = RENDITION_SIZE * RENDITION_SIZE
@@ -188,64 +209,9 @@ class CopyrightParams:
         return cls(expect_int(radius, MAX_SEARCH_RADIUS, "phash radius"), u128_from_bytes(fee))
 
 
-def read_params(get: Any) -> CopyrightParams:
-    """The genesis values; a chain spec without a `copyright` section gets the defaults above."""
-    raw = get(KEY_PARAMS)
-    return CopyrightParams() if raw is None else CopyrightParams.from_wire(decode(raw))
-
-
-# ---------------------------------------------------------------------------------------------
-# Storage keys
-# ---------------------------------------------------------------------------------------------
-
-KEY_NEXT_ID = b"copyright:next_id"
-FIRST_ID = 1
-
-
-def _u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
-
-
-def registration_key(registration_id: int) -> bytes:
-    return b"copyright:registration:" + _u64(registration_id)
-
-
-def sha256_key(sha256: bytes) -> bytes:
-    return b"copyright:sha256:" + sha256
-
-
-def payload_key(payload: bytes) -> bytes:
-    return b"copyright:payload:" + payload
-
-
-def phash_bucket_key(chunk: int, value: int) -> bytes:
-    return b"copyright:phash:" + bytes([chunk]) + value.to_bytes(2, "big")
-
-
-def phash_page_key(chunk: int, value: int, page: int) -> bytes:
-    return phash_bucket_key(chunk, value) + page.to_bytes(4, "big")
-
-
-def owned_count_key(account_id: bytes) -> bytes:
-    return b"copyright:owned_count:" + account_id
-
-
-def owned_key(account_id: bytes, index: int) -> bytes:
-    return b"copyright:owned:" + account_id + index.to_bytes(4, "big")
-
-
-def owned_pos_key(registration_id: int) -> bytes:
-    return b"copyright:owned_pos:" + _u64(registration_id)
-
-
-def tags_key(registration_id: int) -> bytes:
-    return b"copyright:tags:" + _u64(registration_id)
-
-
 # ---------------------------------------------------------------------------------------------
 # Records
 # ---------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Version:
@@ -353,51 +319,74 @@ class Tag:
 
 
 # ---------------------------------------------------------------------------------------------
+# Storage
+# ---------------------------------------------------------------------------------------------
+
+FIRST_ID = 1
+
+PARAMS: StorageValue[CopyrightParams] = StorageValue(b"copyright:params", Record(CopyrightParams), CopyrightParams())
+NEXT_ID: StorageValue[int] = StorageValue(b"copyright:next_id", U64, FIRST_ID)
+REGISTRATIONS: StorageMap[Registration] = StorageMap(b"copyright:registration:", (U64,), Record(Registration))
+BY_SHA256: StorageMap[int] = StorageMap(b"copyright:sha256:", (BYTES,), U64)
+BY_PAYLOAD: StorageMap[int] = StorageMap(b"copyright:payload:", (BYTES,), U64)
+# The pHash index (module doc): bucket (chunk, value) -> its page count, and its pages.
+PHASH_PAGE_COUNT: StorageMap[int] = StorageMap(b"copyright:phash:", (U8, U16), U32, 0)
+PHASH_PAGES: StorageMap[bytes] = StorageMap(b"copyright:phash:", (U8, U16, U32), BYTES)
+OWNED_COUNT: StorageMap[int] = StorageMap(b"copyright:owned_count:", (BYTES,), U32, 0)
+OWNED: StorageMap[int] = StorageMap(b"copyright:owned:", (BYTES, U32), U64)
+OWNED_POS: StorageMap[int] = StorageMap(b"copyright:owned_pos:", (U64,), U32)
+TAGS: StorageMap[Any] = StorageMap(b"copyright:tags:", (U64,), MSGPACK)
+KEY_PARAMS = PARAMS.key
+
+
+def read_params(get: StateGet) -> CopyrightParams:
+    """The genesis values; a chain spec without a `copyright` section gets the defaults."""
+    params = PARAMS.get(get)
+    assert params is not None
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
 # Reads (the RPC builds on these; each takes a plain `get(key)` over some block's state)
 # ---------------------------------------------------------------------------------------------
 
 
-def get_registration(get: Any, registration_id: int) -> Registration | None:
-    raw = get(registration_key(registration_id))
-    return None if raw is None else Registration.from_wire(decode(raw))
+def get_registration(get: StateGet, registration_id: int) -> Registration | None:
+    return REGISTRATIONS.get(get, registration_id)
 
 
-def registration_count(get: Any) -> int:
+def registration_count(get: StateGet) -> int:
     """Number of registrations ever created (ids are FIRST_ID .. FIRST_ID + count - 1)."""
-    raw = get(KEY_NEXT_ID)
-    return 0 if raw is None else int.from_bytes(raw, "big") - FIRST_ID
+    next_id = NEXT_ID.get(get)
+    assert next_id is not None
+    return next_id - FIRST_ID
 
 
-def find_by_sha256(get: Any, sha256: bytes) -> int | None:
-    raw = get(sha256_key(sha256))
-    return None if raw is None else int.from_bytes(raw, "big")
+def find_by_sha256(get: StateGet, sha256: bytes) -> int | None:
+    return BY_SHA256.get(get, sha256)
 
 
-def find_by_payload(get: Any, payload: bytes) -> int | None:
+def find_by_payload(get: StateGet, payload: bytes) -> int | None:
     """The registration whose watermark carries `payload` (an exact match of a found copy)."""
-    raw = get(payload_key(payload))
-    return None if raw is None else int.from_bytes(raw, "big")
+    return BY_PAYLOAD.get(get, payload)
 
 
-def owned_count(get: Any, account_id: bytes) -> int:
-    raw = get(owned_count_key(account_id))
-    return 0 if raw is None else int.from_bytes(raw, "big")
+def owned_count(get: StateGet, account_id: bytes) -> int:
+    count = OWNED_COUNT.get(get, account_id)
+    assert count is not None
+    return count
 
 
-def registrations_of(get: Any, account_id: bytes, start: int = 0, limit: int = 100) -> list[int]:
+def registrations_of(get: StateGet, account_id: bytes, start: int = 0, limit: int = 100) -> list[int]:
     """Ids owned by `account_id`, page [start, start + limit) of its list, sorted ascending."""
     end = min(owned_count(get, account_id), start + limit)
-    ids = []
-    for index in range(start, end):
-        raw = get(owned_key(account_id, index))
-        if raw is not None:
-            ids.append(int.from_bytes(raw, "big"))
-    return sorted(ids)
+    ids = (OWNED.get(get, (account_id, index)) for index in range(start, end))
+    return sorted(rid for rid in ids if rid is not None)
 
 
-def tags_of(get: Any, registration_id: int) -> list[Tag]:
-    raw = get(tags_key(registration_id))
-    return [] if raw is None else [Tag(t, who, block) for t, who, block in decode(raw)]
+def tags_of(get: StateGet, registration_id: int) -> list[Tag]:
+    stored = TAGS.get(get, registration_id)
+    return [] if stored is None else [Tag(t, who, block) for t, who, block in stored]
 
 
 # --- the pHash index --------------------------------------------------------------------------
@@ -422,7 +411,7 @@ def _chunk_values(phash: int) -> list[int]:
     return [(phash >> shift) & ((1 << bits) - 1) for shift, bits in PHASH_CHUNKS]
 
 
-def search_similar(get: Any, phash: int, radius: int) -> list[tuple[int, int]]:
+def search_similar(get: StateGet, phash: int, radius: int) -> list[tuple[int, int]]:
     """Every registration with a version within `radius` of `phash`: [(id, distance)] by (distance, id).
 
     Exact (pigeonhole, module doc) and reads nothing but `get`, so it is the same on every node.
@@ -435,11 +424,9 @@ def search_similar(get: Any, phash: int, radius: int) -> list[tuple[int, int]]:
     best: dict[int, int] = {}
     for chunk, ((_, bits), value) in enumerate(zip(PHASH_CHUNKS, _chunk_values(phash), strict=True)):
         for mask in _flip_masks(bits, flips):
-            head = get(phash_bucket_key(chunk, value ^ mask))
-            if head is None:
-                continue
-            for page in range(int.from_bytes(head, "big")):
-                entries = get(phash_page_key(chunk, value ^ mask, page)) or b""
+            pages = PHASH_PAGE_COUNT.get(get, (chunk, value ^ mask))
+            for page in range(pages or 0):
+                entries = PHASH_PAGES.get(get, (chunk, value ^ mask, page)) or b""
                 for entry_hash, entry_id in _ENTRY.iter_unpack(entries):
                     distance = (entry_hash ^ phash).bit_count()
                     if distance <= radius and distance < best.get(entry_id, 65):
@@ -450,14 +437,13 @@ def search_similar(get: Any, phash: int, radius: int) -> list[tuple[int, int]]:
 def _index_phash(ctx: BlockContext, phash: int, registration_id: int) -> None:
     entry = _ENTRY.pack(phash, registration_id)
     for chunk, value in enumerate(_chunk_values(phash)):
-        head_key = phash_bucket_key(chunk, value)
-        pages = ctx.get_int(head_key)
-        last = ctx.state.get(phash_page_key(chunk, value, pages - 1)) if pages else None
+        pages = PHASH_PAGE_COUNT.get(ctx, (chunk, value)) or 0
+        last = PHASH_PAGES.get(ctx, (chunk, value, pages - 1)) if pages else None
         if last is not None and len(last) < PAGE_ENTRIES * ENTRY_BYTES:
-            ctx.state.set(phash_page_key(chunk, value, pages - 1), last + entry)
+            PHASH_PAGES.put(ctx, (chunk, value, pages - 1), last + entry)
         else:
-            ctx.state.set(phash_page_key(chunk, value, pages), entry)
-            ctx.state.set(head_key, (pages + 1).to_bytes(4, "big"))
+            PHASH_PAGES.put(ctx, (chunk, value, pages), entry)
+            PHASH_PAGE_COUNT.put(ctx, (chunk, value), pages + 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,44 +461,6 @@ def watermark_payload_for(genesis_hash: bytes, sha256: bytes, uploader: bytes) -
     return blake2b_256(b"imagechain/watermark-payload" + genesis_hash + sha256 + uploader)[
         :WATERMARK_PAYLOAD_BYTES
     ]
-
-
-def _compute_rendition_facts(rendition: bytes, key: bytes) -> tuple[int, bytes | None]:
-    import numpy as np
-
-    from node.imaging.phash import phash_from_rendition
-    from node.imaging.watermark import extract_from_rendition
-
-    r = np.frombuffer(rendition, dtype=np.uint8).reshape(RENDITION_SIZE, RENDITION_SIZE)
-    return phash_from_rendition(r), extract_from_rendition(r, key)
-
-
-# Memo of rendition_facts by blake2b(rendition || key): small values, no 64 KiB renditions kept.
-_FACTS_CACHE_MAX = 8192
-_facts_cache: OrderedDict[bytes, tuple[int, bytes | None]] = OrderedDict()
-_facts_lock = threading.Lock()
-
-
-def rendition_facts(rendition: bytes, key: bytes) -> tuple[int, bytes | None]:
-    """(pHash, extracted payload or None) of a 65,536-byte rendition: what validators recompute.
-
-    Memoised (a pure function of its input, so sharing the result is safe): the pool, the block
-    builder and import each ask, and only the first pays the ~1 ms.
-    """
-    if len(rendition) != RENDITION_BYTES:
-        raise ValueError(f"a rendition is exactly {RENDITION_BYTES} bytes")
-    cache_key = hashlib.blake2b(rendition + key, digest_size=32).digest()
-    with _facts_lock:
-        facts = _facts_cache.get(cache_key)
-        if facts is not None:
-            _facts_cache.move_to_end(cache_key)
-            return facts
-    facts = _compute_rendition_facts(rendition, key)
-    with _facts_lock:
-        _facts_cache[cache_key] = facts
-        if len(_facts_cache) > _FACTS_CACHE_MAX:
-            _facts_cache.popitem(last=False)
-    return facts
 
 
 @dataclass(frozen=True)
@@ -533,7 +481,7 @@ class Claim:
     description: str
 
 
-def check_claim(genesis_hash: bytes, signer: bytes, claim: Claim) -> None:
+def check_claim(genesis_hash: bytes, signer: bytes, claim: Claim, host: Host = PURE_HOST) -> None:
     """Raise InvalidCall unless the claim proves itself (module doc). Cheap checks first."""
     if claim.format_code not in FORMATS:
         raise InvalidCall(f"unknown image format code {claim.format_code}")
@@ -550,31 +498,29 @@ def check_claim(genesis_hash: bytes, signer: bytes, claim: Claim) -> None:
             f"watermark payload {claim.wm_payload.hex()} is not this upload's "
             f"({expected.hex()} = payload_for(genesis, sha256, signer)): another uploader's image?"
         )
-    phash, extracted = rendition_facts(claim.rendition, watermark_key_for(genesis_hash))
-    if phash != claim.phash:
-        raise InvalidCall(f"pHash claim {claim.phash:016x} does not match the rendition's {phash:016x}")
-    if extracted != claim.wm_payload:
-        found = "no payload" if extracted is None else f"payload {extracted.hex()}"
+    if len(claim.rendition) != RENDITION_BYTES:
+        raise InvalidCall(f"a rendition is exactly {RENDITION_BYTES} bytes")
+    facts = host.rendition_facts(claim.rendition, watermark_key_for(genesis_hash))
+    if facts.phash != claim.phash:
+        raise InvalidCall(f"pHash claim {claim.phash:016x} does not match the rendition's {facts.phash:016x}")
+    if facts.payload != claim.wm_payload:
+        found = "no payload" if facts.payload is None else f"payload {facts.payload.hex()}"
         raise InvalidCall(
             f"the rendition carries {found}, not the claimed watermark {claim.wm_payload.hex()}"
         )
 
 
-def validate_call(get: Any, genesis_hash: bytes, signer: bytes, function: str, args: list[Any]) -> None:
+def validate_call(
+    get: StateGet, genesis_hash: bytes, signer: bytes, function: str, args: list[Any], host: Host
+) -> None:
     """The executive's validity hook: a `register` claim must prove itself (pool and import)."""
     if function == "register":
         sha, width, height, fmt, raw, phash, payload, roots, rendition, title, creator, description = args
         check_claim(
             genesis_hash, signer,
             Claim(sha, width, height, fmt, raw, phash, payload, tuple(roots), rendition, title, creator, description),
+            host,
         )  # fmt: skip
-
-
-def _genesis_hash(ctx: BlockContext) -> bytes:
-    genesis = ctx.state.get(system.block_hash_key(0))
-    ensure(genesis is not None, MODULE, "InvalidClaim")
-    assert genesis is not None
-    return genesis
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,46 +561,44 @@ def arg_tag(value: Any) -> str:
 
 def _load(ctx: BlockContext, registration_id: int) -> Registration:
     registration = get_registration(ctx.state.get, registration_id)
-    ensure(registration is not None, MODULE, "UnknownRegistration", registration_id)
+    ensure(registration is not None, UnknownRegistration, registration_id)
     assert registration is not None
     return registration
 
 
 def _store(ctx: BlockContext, registration: Registration) -> None:
-    ctx.put_obj(registration_key(registration.id), registration.to_wire())
+    REGISTRATIONS.put(ctx, registration.id, registration)
 
 
 def _owned_add(ctx: BlockContext, account_id: bytes, registration_id: int) -> None:
     count = owned_count(ctx.state.get, account_id)
-    ctx.state.set(owned_key(account_id, count), _u64(registration_id))
-    ctx.state.set(owned_pos_key(registration_id), count.to_bytes(4, "big"))
-    ctx.state.set(owned_count_key(account_id), (count + 1).to_bytes(4, "big"))
+    OWNED.put(ctx, (account_id, count), registration_id)
+    OWNED_POS.put(ctx, registration_id, count)
+    OWNED_COUNT.put(ctx, account_id, count + 1)
 
 
 def _owned_remove(ctx: BlockContext, account_id: bytes, registration_id: int) -> None:
     """Swap-remove: the last id of the list takes the removed one's index (O(1) writes)."""
     count = owned_count(ctx.state.get, account_id)
-    pos = ctx.get_int(owned_pos_key(registration_id))
+    pos = OWNED_POS.get(ctx, registration_id) or 0
     last = count - 1
     if pos != last:
-        moved = ctx.state.get(owned_key(account_id, last))
+        moved = OWNED.get(ctx, (account_id, last))
         assert moved is not None
-        ctx.state.set(owned_key(account_id, pos), moved)
-        ctx.state.set(owned_pos_key(int.from_bytes(moved, "big")), pos.to_bytes(4, "big"))
-    ctx.state.delete(owned_key(account_id, last))
-    ctx.state.delete(owned_pos_key(registration_id))
+        OWNED.put(ctx, (account_id, pos), moved)
+        OWNED_POS.put(ctx, moved, pos)
+    OWNED.delete(ctx, (account_id, last))
+    OWNED_POS.delete(ctx, registration_id)
     if last:
-        ctx.state.set(owned_count_key(account_id), last.to_bytes(4, "big"))
+        OWNED_COUNT.put(ctx, account_id, last)
     else:
-        ctx.state.delete(owned_count_key(account_id))
+        OWNED_COUNT.delete(ctx, account_id)
 
 
 def _set_owner(ctx: BlockContext, registration: Registration, new_owner: bytes) -> Registration:
-    from node.runtime import licensing  # licensing builds on copyright; import here, not at the top
-
     _owned_remove(ctx, registration.owner, registration.id)
     _owned_add(ctx, new_owner, registration.id)
-    licensing.on_owner_changed(ctx, registration.id)
+    ctx.notify(OWNER_CHANGED, registration.id)
     return Registration(
         registration.id, new_owner, registration.title, registration.creator, registration.description,
         registration.versions,
@@ -664,10 +608,21 @@ def _set_owner(ctx: BlockContext, registration: Registration, new_owner: bytes) 
 def _index_version(
     ctx: BlockContext, registration_id: int, version: Version, known_phashes: set[int]
 ) -> None:
-    ctx.state.set(sha256_key(version.sha256), _u64(registration_id))
-    ctx.state.set(payload_key(version.wm_payload), _u64(registration_id))
+    BY_SHA256.put(ctx, version.sha256, registration_id)
+    BY_PAYLOAD.put(ctx, version.wm_payload, registration_id)
     if version.phash not in known_phashes:
         _index_phash(ctx, version.phash, registration_id)
+
+
+def build_genesis(genesis: GenesisState) -> None:
+    section, default = genesis.section("copyright"), CopyrightParams()
+    params = CopyrightParams(
+        phash_radius=int(section.get("phash_radius", default.phash_radius)),
+        tag_fee=parse_img(section["tag_fee"]) if "tag_fee" in section else default.tag_fee,
+    )
+    if not 0 <= params.phash_radius <= MAX_SEARCH_RADIUS:
+        raise ValueError(f"phash_radius must be in 0..{MAX_SEARCH_RADIUS}")
+    PARAMS.put(genesis, params)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,7 +633,7 @@ REGISTER_WEIGHT = 5_000_000  # ~1 ms verification + index reads and writes, with
 
 
 @call(
-    MODULE, "register",
+    NAME, "register",
     arg_hash32, arg_u32, arg_u32, arg_format, arg_bool, arg_u64, arg_payload, arg_list(arg_hash32, MAX_BLOB_ROOTS),
     arg_rendition, arg_str(MAX_TITLE_CHARS), arg_str(MAX_CREATOR_CHARS), arg_str(MAX_DESCRIPTION_CHARS),
     weight=REGISTER_WEIGHT,
@@ -705,15 +660,18 @@ def register(
         sha256, width, height, format_code, is_raw, phash, wm_payload, tuple(blob_roots), rendition, title, creator,
         description,
     )  # fmt: skip
-    try:  # already checked by the validity hook; repeated (memoised) for calls nested in others
-        check_claim(_genesis_hash(ctx), who, claim)
+    genesis_hash = system.genesis_hash(ctx.state.get)
+    ensure(genesis_hash is not None, InvalidClaim)
+    assert genesis_hash is not None
+    try:  # already checked by the validity hook; repeated (memoised by the host) for nested calls
+        check_claim(genesis_hash, who, claim, ctx.host)
     except InvalidCall:
-        raise DispatchError(MODULE, "InvalidClaim") from None
+        raise InvalidClaim() from None
     get = ctx.state.get
     existing = find_by_sha256(get, claim.sha256)
-    ensure(existing is None, MODULE, "DuplicateSha256", existing)
+    ensure(existing is None, DuplicateSha256, existing)
     taken = find_by_payload(get, claim.wm_payload)
-    ensure(taken is None, MODULE, "PayloadTaken", taken)
+    ensure(taken is None, PayloadTaken, taken)
 
     version = Version(
         claim.sha256, claim.phash, claim.width, claim.height, claim.format_code, claim.is_raw, who,
@@ -721,55 +679,49 @@ def register(
     )  # fmt: skip
     matches = search_similar(get, claim.phash, read_params(get).phash_radius)
     if not matches:
-        registration_id = ctx.get_int(KEY_NEXT_ID, FIRST_ID)
-        ctx.state.set(KEY_NEXT_ID, _u64(registration_id + 1))
+        registration_id = registration_count(get) + FIRST_ID
+        NEXT_ID.put(ctx, registration_id + 1)
         registration = Registration(
             registration_id, who, claim.title, claim.creator, claim.description, (version,)
         )
         _store(ctx, registration)
         _index_version(ctx, registration_id, version, set())
         _owned_add(ctx, who, registration_id)
-        ctx.emit(MODULE, "Registered", registration_id, who, claim.sha256, claim.phash)
-        pod.on_novel_registration(ctx, who, registration_id, claim.width, claim.height, claim.rendition)
+        ctx.deposit_event(Registered(registration_id, who, claim.sha256, claim.phash))
+        ctx.notify(NOVEL_REGISTRATION, who, registration_id, claim.width, claim.height, claim.rendition)
         return
 
     registration_id, distance = matches[0]
     registration = _load(ctx, registration_id)
     highest = registration.highest.pixels
     takes_over = claim.is_raw and version.pixels >= highest
-    ensure(takes_over or version.pixels > highest, MODULE, "NearDuplicate", registration_id, distance)
-    ensure(len(registration.versions) < MAX_VERSIONS, MODULE, "TooManyVersions", registration_id)
+    ensure(takes_over or version.pixels > highest, NearDuplicate, registration_id, distance)
+    ensure(len(registration.versions) < MAX_VERSIONS, TooManyVersions, registration_id)
     known = {v.phash for v in registration.versions}
     registration = Registration(
         registration.id, registration.owner, registration.title, registration.creator, registration.description,
         (*registration.versions, version),
     )  # fmt: skip
     _index_version(ctx, registration_id, version, known)
-    ctx.emit(
-        MODULE,
-        "VersionAdded",
-        registration_id,
-        len(registration.versions) - 1,
-        who,
-        claim.width,
-        claim.height,
+    ctx.deposit_event(
+        VersionAdded(registration_id, len(registration.versions) - 1, who, claim.width, claim.height)
     )
     if takes_over and registration.owner != who:
         previous = registration.owner
         registration = _set_owner(ctx, registration, who)
-        ctx.emit(MODULE, "OwnershipTakenOver", registration_id, previous, who)
+        ctx.deposit_event(OwnershipTakenOver(registration_id, previous, who))
     _store(ctx, registration)
 
 
-@call(MODULE, "transfer_ownership", arg_u64, arg_account, weight=200_000)
+@call(NAME, "transfer_ownership", arg_u64, arg_account, weight=200_000)
 def transfer_ownership(ctx: BlockContext, origin: Origin, registration_id: int, new_owner: bytes) -> None:
     """The owner hands a registration to another account; open licence offers are withdrawn."""
     who = ensure_signed(origin)
     registration = _load(ctx, registration_id)
-    ensure(registration.owner == who, MODULE, "NotOwner", registration_id)
-    ensure(new_owner != who, MODULE, "AlreadyOwner", registration_id)
+    ensure(registration.owner == who, NotOwner, registration_id)
+    ensure(new_owner != who, AlreadyOwner, registration_id)
     _store(ctx, _set_owner(ctx, registration, new_owner))
-    ctx.emit(MODULE, "OwnershipTransferred", registration_id, who, new_owner)
+    ctx.deposit_event(OwnershipTransferred(registration_id, who, new_owner))
 
 
 def _tag_ok(tag: str) -> bool:
@@ -778,37 +730,179 @@ def _tag_ok(tag: str) -> bool:
     return bool(tag) and all(ord(ch) >= 32 and ord(ch) != 127 for ch in tag)
 
 
-@call(MODULE, "tag", arg_u64, arg_tag, weight=150_000)
+@call(NAME, "tag", arg_u64, arg_tag, weight=150_000)
 def tag(ctx: BlockContext, origin: Origin, registration_id: int, text: str) -> None:
     """Attach a tag to any registration; the tag fee is burned (white paper 3.3.1)."""
     who = ensure_signed(origin)
     _load(ctx, registration_id)
-    ensure(_tag_ok(text), MODULE, "BadTag")
+    ensure(_tag_ok(text), BadTag)
     tags = tags_of(ctx.state.get, registration_id)
-    ensure(all(t.tag != text for t in tags), MODULE, "TagExists", registration_id)
-    ensure(len(tags) < MAX_TAGS, MODULE, "TooManyTags", registration_id)
+    ensure(all(t.tag != text for t in tags), TagExists, registration_id)
+    ensure(len(tags) < MAX_TAGS, TooManyTags, registration_id)
     fee = read_params(ctx.state.get).tag_fee
     if fee:
         balances.burn_from(ctx, who, fee, keep_alive=True)
     tags.append(Tag(text, who, ctx.number))
-    ctx.put_obj(tags_key(registration_id), [[t.tag, t.tagger, t.block] for t in tags])
-    ctx.emit(MODULE, "Tagged", registration_id, who, text, fee)
+    TAGS.put(ctx, registration_id, [[t.tag, t.tagger, t.block] for t in tags])
+    ctx.deposit_event(Tagged(registration_id, who, text, fee))
 
 
-@call(MODULE, "untag", arg_u64, arg_tag, weight=100_000)
+@call(NAME, "untag", arg_u64, arg_tag, weight=100_000)
 def untag(ctx: BlockContext, origin: Origin, registration_id: int, text: str) -> None:
     """The owner removes a tag (spam control; the burned fee is not returned)."""
     who = ensure_signed(origin)
     registration = _load(ctx, registration_id)
-    ensure(registration.owner == who, MODULE, "NotOwner", registration_id)
+    ensure(registration.owner == who, NotOwner, registration_id)
     tags = tags_of(ctx.state.get, registration_id)
     kept = [t for t in tags if t.tag != text]
-    ensure(len(kept) < len(tags), MODULE, "UnknownTag", registration_id)
+    ensure(len(kept) < len(tags), UnknownTag, registration_id)
     if kept:
-        ctx.put_obj(tags_key(registration_id), [[t.tag, t.tagger, t.block] for t in kept])
+        TAGS.put(ctx, registration_id, [[t.tag, t.tagger, t.block] for t in kept])
     else:
-        ctx.state.delete(tags_key(registration_id))
-    ctx.emit(MODULE, "Untagged", registration_id, text)
+        TAGS.delete(ctx, registration_id)
+    ctx.deposit_event(Untagged(registration_id, text))
 
 
-CALLS = specs_of(register, transfer_ownership, tag, untag)
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+@event(NAME)
+class Registered:
+    """A new image record, owned by its uploader."""
+
+    registration_id: int
+    owner: AccountId
+    sha256: bytes
+    phash: int
+
+
+@event(NAME)
+class VersionAdded:
+    """A higher-resolution (or RAW) upload of a registered image became version `index`."""
+
+    registration_id: int
+    index: int
+    uploader: AccountId
+    width: int
+    height: int
+
+
+@event(NAME)
+class OwnershipTakenOver:
+    """A RAW upload at least as large as every version took the copyright (white paper 2.1.2.3)."""
+
+    registration_id: int
+    previous: AccountId
+    new: AccountId
+
+
+@event(NAME)
+class OwnershipTransferred:
+    registration_id: int
+    source: AccountId
+    dest: AccountId
+
+
+@event(NAME)
+class Tagged:
+    registration_id: int
+    who: AccountId
+    tag: str
+    fee: Balance
+
+
+@event(NAME)
+class Untagged:
+    registration_id: int
+    tag: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+@error(NAME)
+class DuplicateSha256(DispatchError):
+    """A version of registration `registration_id` is this very file."""
+
+    registration_id: int
+
+
+@error(NAME)
+class NearDuplicate(DispatchError):
+    """The image is `distance` bits from `registration_id` and is neither larger nor a RAW takeover."""
+
+    registration_id: int
+    distance: int
+
+
+@error(NAME)
+class PayloadTaken(DispatchError):
+    """Registration `registration_id` already carries this watermark payload."""
+
+    registration_id: int
+
+
+@error(NAME)
+class TooManyVersions(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class UnknownRegistration(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class NotOwner(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class AlreadyOwner(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class BadTag(DispatchError):
+    """A tag must be non-empty text without control characters."""
+
+
+@error(NAME)
+class TagExists(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class TooManyTags(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class UnknownTag(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class InvalidClaim(DispatchError):
+    """A claim that does not prove itself reached dispatch (nested in another call)."""
+
+
+MODULE = RuntimeModule(
+    NAME,
+    calls=(register, transfer_ownership, tag, untag),
+    events=(Registered, VersionAdded, OwnershipTakenOver, OwnershipTransferred, Tagged, Untagged),
+    errors=(
+        DuplicateSha256, NearDuplicate, PayloadTaken, TooManyVersions, UnknownRegistration, NotOwner, AlreadyOwner,
+        BadTag, TagExists, TooManyTags, UnknownTag, InvalidClaim,
+    ),  # fmt: skip
+    storage=(
+        PARAMS, NEXT_ID, REGISTRATIONS, BY_SHA256, BY_PAYLOAD, PHASH_PAGE_COUNT, PHASH_PAGES, OWNED_COUNT, OWNED,
+        OWNED_POS, TAGS,
+    ),  # fmt: skip
+    genesis=build_genesis,
+    validate_call=validate_call,
+)

@@ -33,7 +33,7 @@ parameters (cap 525,000,000 IMG, unit 1 IMG, c = 5) the clamp never binds. Toget
 genesis issuance of at most ``21e9 IMG - cap`` (the community's 25% is the treasury plus the
 cap), total issuance stays below 21,000,000,000 IMG; `balances.mint` refuses anything above.
 
-Params (genesis `emission` section, written by `node.chain_spec`)
+Params (genesis `emission` section: cap and reward_unit in IMG, constant; absent: no rewards)
   emission:params    -> [cap(u128), reward_unit(u128), constant]   (absent: no mining rewards)
 Storage
   emission:generated -> u128, all IMG minted by mining so far
@@ -48,17 +48,27 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from node.codec import decode, expect_int, expect_list, u128_from_bytes, u128_to_bytes
+from node.codec import expect_int, expect_list, u128_from_bytes, u128_to_bytes
 from node.runtime import balances
-from node.runtime.support import BlockContext, CallSpec, read_u128
+from node.runtime.support import (
+    U128,
+    AccountId,
+    Balance,
+    BlockContext,
+    GenesisState,
+    Record,
+    RuntimeModule,
+    StateGet,
+    StorageValue,
+    event,
+)
+from node.units import parse_img
 
-MODULE = "emission"
+NAME = "emission"
 
 # ---------------------------------------------------------------------------------------------
 # Params
 # ---------------------------------------------------------------------------------------------
-
-KEY_PARAMS = b"emission:params"
 
 # Fixed point used to report the rate (emission_status): rate = numerator / RATE_SCALE.
 RATE_SCALE = 10**36
@@ -102,20 +112,23 @@ class EmissionParams:
             raise ValueError("emission reward_unit is too large for its cap: generated could reach the cap")
 
 
-def read_params(get: Any) -> EmissionParams | None:
-    raw = get(KEY_PARAMS)
-    return None if raw is None else EmissionParams.from_wire(decode(raw))
-
-
 # ---------------------------------------------------------------------------------------------
 # Storage
 # ---------------------------------------------------------------------------------------------
 
-KEY_GENERATED = b"emission:generated"
+PARAMS: StorageValue[EmissionParams] = StorageValue(b"emission:params", Record(EmissionParams))
+GENERATED: StorageValue[int] = StorageValue(b"emission:generated", U128, 0)
+KEY_PARAMS = PARAMS.key
 
 
-def generated(get: Any) -> int:
-    return read_u128(get, KEY_GENERATED)
+def read_params(get: StateGet) -> EmissionParams | None:
+    return PARAMS.get(get)
+
+
+def generated(get: StateGet) -> int:
+    value = GENERATED.get(get)
+    assert value is not None
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,9 +219,32 @@ def reward(ctx: BlockContext, who: bytes) -> int:
     if amount == 0:
         return 0
     balances.mint(ctx, who, amount)
-    ctx.put_u128(KEY_GENERATED, g + amount)
-    ctx.emit(MODULE, "Minted", who, amount, g + amount)
+    GENERATED.put(ctx, g + amount)
+    ctx.deposit_event(Minted(who, amount, g + amount))
     return amount
 
 
-CALLS: list[CallSpec] = []
+def build_genesis(genesis: GenesisState) -> None:
+    """Mining rewards exist when the spec has an `emission` section; its cap must fit the supply."""
+    section = genesis.section("emission")
+    if not section:
+        return
+    params = EmissionParams(parse_img(section["cap"]), parse_img(section["reward_unit"]), int(section["constant"]))
+    params.check()
+    if balances.total_issuance(genesis.get) + params.cap > balances.MAX_SUPPLY:
+        raise ValueError("allocations plus the emission cap exceed the maximum supply")
+    PARAMS.put(genesis, params)
+
+
+@event(NAME)
+class Minted:
+    """A mining reward of `amount` was created for `who`; `generated` is the mined total after it."""
+
+    who: AccountId
+    amount: Balance
+    generated: Balance
+
+
+MODULE = RuntimeModule(
+    NAME, events=(Minted,), storage=(PARAMS, GENERATED), genesis=build_genesis
+)

@@ -19,13 +19,14 @@ Rules worth knowing:
   who names an offer id knows the exact price and terms; no price slippage is possible.
 * An offer stays open for any number of buyers until withdrawn. Offers belong to the owner who
   made them: when ownership changes (transfer or RAW takeover) all open offers of the image are
-  withdrawn (``OffersCleared``); licences already sold remain valid.
+  withdrawn (``OffersCleared``, the answer to `copyright.OWNER_CHANGED`); licences already
+  sold remain valid.
 * While an exclusive RM licence runs (now < its expiry), no other account can buy any licence of
   that image (``ExclusiveLicenceActive(licence id, expires_at)``); its holder may (to renew).
 * Bounded storage: at most 16 open offers per image; the licences an account holds are an
   enumerable list (count + one key per index), so no value grows without bound.
 
-Params (genesis `licensing` section)
+Params (genesis `licensing` section: fee_ppm, min_fee in IMG)
   licensing:params                      -> [fee_ppm, min_fee(u128)]
 Storage
   licensing:next_offer_id               -> u64 (offer ids start at 1)
@@ -48,8 +49,9 @@ Events
   OffersCleared(registration id, count)
   Purchased(licence id, offer id, registration id, buyer, seller, price, fee, expires_at_ms)
 Errors
-  UnknownRegistration, NotOwner, TooManyOffers, UnknownOffer, NotSeller, OfferStale,
-  CannotBuyOwn, ExclusiveLicenceActive(licence id, expires_at), ZeroDuration, DurationTooLong
+  UnknownRegistration(id), NotOwner(id), TooManyOffers(id), UnknownOffer(offer id),
+  NotSeller(offer id), OfferStale(offer id), CannotBuyOwn(offer id),
+  ExclusiveLicenceActive(licence id, expires_at), ZeroDuration, DurationTooLong
 """
 
 from __future__ import annotations
@@ -57,11 +59,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import decode, expect_int, expect_list, u128_from_bytes, u128_to_bytes
+from node.codec import expect_int, expect_list, u128_from_bytes, u128_to_bytes
 from node.runtime import balances, copyright, timestamp
 from node.runtime.support import (
+    BYTES,
+    MSGPACK,
+    U32,
+    U64,
+    AccountId,
+    Balance,
     BlockContext,
+    DispatchError,
+    GenesisState,
     Origin,
+    Record,
+    RuntimeModule,
+    StateGet,
+    StorageMap,
+    StorageValue,
     arg_bool,
     arg_str,
     arg_u64,
@@ -69,10 +84,12 @@ from node.runtime.support import (
     call,
     ensure,
     ensure_signed,
-    specs_of,
+    error,
+    event,
 )
+from node.units import parse_img
 
-MODULE = "licensing"
+NAME = "licensing"
 
 KIND_RF = 0
 KIND_RM = 1
@@ -87,8 +104,6 @@ PPM = 1_000_000
 # ---------------------------------------------------------------------------------------------
 # Params
 # ---------------------------------------------------------------------------------------------
-
-KEY_PARAMS = b"licensing:params"
 
 
 @dataclass(frozen=True)
@@ -105,58 +120,14 @@ class LicensingParams:
         return cls(expect_int(ppm, PPM, "fee_ppm"), u128_from_bytes(min_fee))
 
 
-def read_params(get: Any) -> LicensingParams:
-    """The genesis values; a chain spec without a `licensing` section gets the defaults above."""
-    raw = get(KEY_PARAMS)
-    return LicensingParams() if raw is None else LicensingParams.from_wire(decode(raw))
-
-
 def licence_fee(params: LicensingParams, price: int) -> int:
     """The burned fee for a purchase at `price` (integer; rounds down, then the floor applies)."""
     return max(params.min_fee, price * params.fee_ppm // PPM)
 
 
 # ---------------------------------------------------------------------------------------------
-# Storage keys
-# ---------------------------------------------------------------------------------------------
-
-KEY_NEXT_OFFER_ID = b"licensing:next_offer_id"
-KEY_NEXT_LICENCE_ID = b"licensing:next_licence_id"
-FIRST_ID = 1
-
-
-def _u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
-
-
-def offer_key(offer_id: int) -> bytes:
-    return b"licensing:offer:" + _u64(offer_id)
-
-
-def offers_key(registration_id: int) -> bytes:
-    return b"licensing:offers:" + _u64(registration_id)
-
-
-def licence_key(licence_id: int) -> bytes:
-    return b"licensing:licence:" + _u64(licence_id)
-
-
-def held_count_key(account_id: bytes) -> bytes:
-    return b"licensing:held_count:" + account_id
-
-
-def held_key(account_id: bytes, index: int) -> bytes:
-    return b"licensing:held:" + account_id + index.to_bytes(4, "big")
-
-
-def exclusive_key(registration_id: int) -> bytes:
-    return b"licensing:exclusive:" + _u64(registration_id)
-
-
-# ---------------------------------------------------------------------------------------------
 # Records
 # ---------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Offer:
@@ -246,53 +217,76 @@ class Exclusive:
 
 
 # ---------------------------------------------------------------------------------------------
+# Storage
+# ---------------------------------------------------------------------------------------------
+
+FIRST_ID = 1
+
+PARAMS: StorageValue[LicensingParams] = StorageValue(b"licensing:params", Record(LicensingParams), LicensingParams())
+NEXT_OFFER_ID: StorageValue[int] = StorageValue(b"licensing:next_offer_id", U64, FIRST_ID)
+OFFERS: StorageMap[Offer] = StorageMap(b"licensing:offer:", (U64,), Record(Offer))
+OPEN_OFFERS: StorageMap[Any] = StorageMap(b"licensing:offers:", (U64,), MSGPACK)
+NEXT_LICENCE_ID: StorageValue[int] = StorageValue(b"licensing:next_licence_id", U64, FIRST_ID)
+LICENCES: StorageMap[Licence] = StorageMap(b"licensing:licence:", (U64,), Record(Licence))
+HELD_COUNT: StorageMap[int] = StorageMap(b"licensing:held_count:", (BYTES,), U32, 0)
+HELD: StorageMap[int] = StorageMap(b"licensing:held:", (BYTES, U32), U64)
+EXCLUSIVE: StorageMap[Any] = StorageMap(b"licensing:exclusive:", (U64,), MSGPACK)
+KEY_PARAMS = PARAMS.key
+
+
+def read_params(get: StateGet) -> LicensingParams:
+    """The genesis values; a chain spec without a `licensing` section gets the defaults above."""
+    params = PARAMS.get(get)
+    assert params is not None
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
 # Reads (for the RPC)
 # ---------------------------------------------------------------------------------------------
 
 
-def get_offer(get: Any, offer_id: int) -> Offer | None:
-    raw = get(offer_key(offer_id))
-    return None if raw is None else Offer.from_wire(decode(raw))
+def get_offer(get: StateGet, offer_id: int) -> Offer | None:
+    return OFFERS.get(get, offer_id)
 
 
-def open_offer_ids(get: Any, registration_id: int) -> list[int]:
-    raw = get(offers_key(registration_id))
-    return [] if raw is None else list(decode(raw))
+def open_offer_ids(get: StateGet, registration_id: int) -> list[int]:
+    return list(OPEN_OFFERS.get(get, registration_id) or [])
 
 
-def offers_of(get: Any, registration_id: int) -> list[Offer]:
+def offers_of(get: StateGet, registration_id: int) -> list[Offer]:
     """The open offers of a registration, by id."""
     offers = (get_offer(get, oid) for oid in open_offer_ids(get, registration_id))
     return [o for o in offers if o is not None]
 
 
-def get_licence(get: Any, licence_id: int) -> Licence | None:
-    raw = get(licence_key(licence_id))
-    return None if raw is None else Licence.from_wire(decode(raw))
+def get_licence(get: StateGet, licence_id: int) -> Licence | None:
+    return LICENCES.get(get, licence_id)
 
 
-def licence_count_of(get: Any, account_id: bytes) -> int:
-    raw = get(held_count_key(account_id))
-    return 0 if raw is None else int.from_bytes(raw, "big")
+def licence_count_of(get: StateGet, account_id: bytes) -> int:
+    count = HELD_COUNT.get(get, account_id)
+    assert count is not None
+    return count
 
 
-def licences_of(get: Any, account_id: bytes, start: int = 0, limit: int = 100) -> list[Licence]:
+def licences_of(get: StateGet, account_id: bytes, start: int = 0, limit: int = 100) -> list[Licence]:
     """Licences bought by `account_id`, in purchase order, page [start, start + limit)."""
     out = []
     for index in range(start, min(licence_count_of(get, account_id), start + limit)):
-        raw = get(held_key(account_id, index))
-        licence = None if raw is None else get_licence(get, int.from_bytes(raw, "big"))
+        licence_id = HELD.get(get, (account_id, index))
+        licence = None if licence_id is None else get_licence(get, licence_id)
         if licence is not None:
             out.append(licence)
     return out
 
 
-def active_exclusive(get: Any, registration_id: int, now_ms: int) -> Exclusive | None:
+def active_exclusive(get: StateGet, registration_id: int, now_ms: int) -> Exclusive | None:
     """The exclusive licence running on an image at time `now_ms`, if any."""
-    raw = get(exclusive_key(registration_id))
-    if raw is None:
+    stored = EXCLUSIVE.get(get, registration_id)
+    if stored is None:
         return None
-    licence_id, holder, expires = decode(raw)
+    licence_id, holder, expires = stored
     return Exclusive(licence_id, holder, expires) if now_ms < expires else None
 
 
@@ -302,14 +296,25 @@ def active_exclusive(get: Any, registration_id: int, now_ms: int) -> Exclusive |
 
 
 def on_owner_changed(ctx: BlockContext, registration_id: int) -> None:
-    """Called by `copyright` when an image changes hands: the old owner's offers are withdrawn."""
+    """The answer to `copyright.OWNER_CHANGED`: the old owner's open offers are withdrawn."""
     ids = open_offer_ids(ctx.state.get, registration_id)
     if not ids:
         return
     for offer_id in ids:
-        ctx.state.delete(offer_key(offer_id))
-    ctx.state.delete(offers_key(registration_id))
-    ctx.emit(MODULE, "OffersCleared", registration_id, len(ids))
+        OFFERS.delete(ctx, offer_id)
+    OPEN_OFFERS.delete(ctx, registration_id)
+    ctx.deposit_event(OffersCleared(registration_id, len(ids)))
+
+
+def build_genesis(genesis: GenesisState) -> None:
+    section, default = genesis.section("licensing"), LicensingParams()
+    params = LicensingParams(
+        fee_ppm=int(section.get("fee_ppm", default.fee_ppm)),
+        min_fee=parse_img(section["min_fee"]) if "min_fee" in section else default.min_fee,
+    )
+    if not 0 <= params.fee_ppm <= PPM:
+        raise ValueError("licensing fee_ppm must be in 0..1000000")
+    PARAMS.put(genesis, params)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,20 +324,21 @@ def on_owner_changed(ctx: BlockContext, registration_id: int) -> None:
 
 def _add_offer(ctx: BlockContext, who: bytes, registration_id: int, **terms: Any) -> None:
     registration = copyright.get_registration(ctx.state.get, registration_id)
-    ensure(registration is not None, MODULE, "UnknownRegistration", registration_id)
+    ensure(registration is not None, UnknownRegistration, registration_id)
     assert registration is not None
-    ensure(registration.owner == who, MODULE, "NotOwner", registration_id)
+    ensure(registration.owner == who, NotOwner, registration_id)
     ids = open_offer_ids(ctx.state.get, registration_id)
-    ensure(len(ids) < MAX_OFFERS_PER_IMAGE, MODULE, "TooManyOffers", registration_id)
-    offer_id = ctx.get_int(KEY_NEXT_OFFER_ID, FIRST_ID)
-    ctx.state.set(KEY_NEXT_OFFER_ID, _u64(offer_id + 1))
+    ensure(len(ids) < MAX_OFFERS_PER_IMAGE, TooManyOffers, registration_id)
+    offer_id = NEXT_OFFER_ID.get(ctx)
+    assert offer_id is not None
+    NEXT_OFFER_ID.put(ctx, offer_id + 1)
     offer = Offer(id=offer_id, registration_id=registration_id, seller=who, created_block=ctx.number, **terms)
-    ctx.put_obj(offer_key(offer_id), offer.to_wire())
-    ctx.put_obj(offers_key(registration_id), [*ids, offer_id])
-    ctx.emit(MODULE, "Offered", offer_id, registration_id, who, KIND_NAMES[offer.kind], offer.price)
+    OFFERS.put(ctx, offer_id, offer)
+    OPEN_OFFERS.put(ctx, registration_id, [*ids, offer_id])
+    ctx.deposit_event(Offered(offer_id, registration_id, who, KIND_NAMES[offer.kind], offer.price))
 
 
-@call(MODULE, "offer_rf", arg_u64, arg_u128, arg_u64, weight=150_000)
+@call(NAME, "offer_rf", arg_u64, arg_u128, arg_u64, weight=150_000)
 def offer_rf(
     ctx: BlockContext, origin: Origin, registration_id: int, price: int, max_resolution: int
 ) -> None:
@@ -345,7 +351,7 @@ def offer_rf(
 
 
 @call(
-    MODULE, "offer_rm", arg_u64, arg_u128, arg_str(MAX_USE_CHARS), arg_str(MAX_TERRITORY_CHARS), arg_u64, arg_u64,
+    NAME, "offer_rm", arg_u64, arg_u128, arg_str(MAX_USE_CHARS), arg_str(MAX_TERRITORY_CHARS), arg_u64, arg_u64,
     arg_bool, weight=150_000,
 )  # fmt: skip
 def offer_rm(
@@ -361,83 +367,184 @@ def offer_rm(
 ) -> None:
     """Offer a rights-managed licence with terms; it expires `duration_ms` after each purchase."""
     who = ensure_signed(origin)
-    ensure(duration_ms > 0, MODULE, "ZeroDuration")
-    ensure(duration_ms <= MAX_DURATION_MS, MODULE, "DurationTooLong")
+    ensure(duration_ms > 0, ZeroDuration)
+    ensure(duration_ms <= MAX_DURATION_MS, DurationTooLong)
     _add_offer(
         ctx, who, registration_id, kind=KIND_RM, price=price, max_resolution=0, use=use, territory=territory,
         run_size=run_size, duration_ms=duration_ms, exclusive=exclusive,
     )  # fmt: skip
 
 
-@call(MODULE, "withdraw_offer", arg_u64, weight=100_000)
+@call(NAME, "withdraw_offer", arg_u64, weight=100_000)
 def withdraw_offer(ctx: BlockContext, origin: Origin, offer_id: int) -> None:
     who = ensure_signed(origin)
     offer = get_offer(ctx.state.get, offer_id)
-    ensure(offer is not None, MODULE, "UnknownOffer", offer_id)
+    ensure(offer is not None, UnknownOffer, offer_id)
     assert offer is not None
-    ensure(offer.seller == who, MODULE, "NotSeller", offer_id)
+    ensure(offer.seller == who, NotSeller, offer_id)
     ids = [i for i in open_offer_ids(ctx.state.get, offer.registration_id) if i != offer_id]
-    ctx.state.delete(offer_key(offer_id))
+    OFFERS.delete(ctx, offer_id)
     if ids:
-        ctx.put_obj(offers_key(offer.registration_id), ids)
+        OPEN_OFFERS.put(ctx, offer.registration_id, ids)
     else:
-        ctx.state.delete(offers_key(offer.registration_id))
-    ctx.emit(MODULE, "OfferWithdrawn", offer_id, offer.registration_id)
+        OPEN_OFFERS.delete(ctx, offer.registration_id)
+    ctx.deposit_event(OfferWithdrawn(offer_id, offer.registration_id))
 
 
-@call(MODULE, "purchase", arg_u64, weight=250_000)
+@call(NAME, "purchase", arg_u64, weight=250_000)
 def purchase(ctx: BlockContext, origin: Origin, offer_id: int) -> None:
     """Buy a licence: the price goes to the owner in full, the licence fee is burned."""
     buyer = ensure_signed(origin)
     get = ctx.state.get
     offer = get_offer(get, offer_id)
-    ensure(offer is not None, MODULE, "UnknownOffer", offer_id)
+    ensure(offer is not None, UnknownOffer, offer_id)
     assert offer is not None
     registration = copyright.get_registration(get, offer.registration_id)
-    ensure(registration is not None and registration.owner == offer.seller, MODULE, "OfferStale", offer_id)
-    ensure(buyer != offer.seller, MODULE, "CannotBuyOwn", offer_id)
+    ensure(registration is not None and registration.owner == offer.seller, OfferStale, offer_id)
+    ensure(buyer != offer.seller, CannotBuyOwn, offer_id)
     now = timestamp.now(ctx)
     running = active_exclusive(get, offer.registration_id, now)
     if running is not None:
-        ensure(
-            running.holder == buyer,
-            MODULE,
-            "ExclusiveLicenceActive",
-            running.licence_id,
-            running.expires_at_ms,
-        )
+        ensure(running.holder == buyer, ExclusiveLicenceActive, running.licence_id, running.expires_at_ms)
 
     fee = licence_fee(read_params(get), offer.price)
     if offer.price:
         balances.transfer_funds(ctx, buyer, offer.seller, offer.price, keep_alive=True)
     balances.burn_from(ctx, buyer, fee, keep_alive=True)
 
-    licence_id = ctx.get_int(KEY_NEXT_LICENCE_ID, FIRST_ID)
-    ctx.state.set(KEY_NEXT_LICENCE_ID, _u64(licence_id + 1))
+    licence_id = NEXT_LICENCE_ID.get(ctx)
+    assert licence_id is not None
+    NEXT_LICENCE_ID.put(ctx, licence_id + 1)
     expires = now + offer.duration_ms if offer.kind == KIND_RM else 0
     licence = Licence(
         licence_id, offer_id, offer.registration_id, buyer, offer.seller, offer.kind, offer.price, fee,
         offer.max_resolution, offer.use, offer.territory, offer.run_size, offer.exclusive, now, expires, ctx.number,
     )  # fmt: skip
-    ctx.put_obj(licence_key(licence_id), licence.to_wire())
+    LICENCES.put(ctx, licence_id, licence)
     count = licence_count_of(get, buyer)
-    ctx.state.set(held_key(buyer, count), _u64(licence_id))
-    ctx.state.set(held_count_key(buyer), (count + 1).to_bytes(4, "big"))
+    HELD.put(ctx, (buyer, count), licence_id)
+    HELD_COUNT.put(ctx, buyer, count + 1)
     if offer.exclusive:
         until = max(expires, running.expires_at_ms if running is not None else 0)
-        ctx.put_obj(exclusive_key(offer.registration_id), [licence_id, buyer, until])
-    ctx.emit(
-        MODULE,
-        "Purchased",
-        licence_id,
-        offer_id,
-        offer.registration_id,
-        buyer,
-        offer.seller,
-        offer.price,
-        fee,
-        expires,
+        EXCLUSIVE.put(ctx, offer.registration_id, [licence_id, buyer, until])
+    ctx.deposit_event(
+        Purchased(licence_id, offer_id, offer.registration_id, buyer, offer.seller, offer.price, fee, expires)
     )
 
 
-CALLS = specs_of(offer_rf, offer_rm, withdraw_offer, purchase)
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+@event(NAME)
+class Offered:
+    """`kind` is "RF" or "RM"."""
+
+    offer_id: int
+    registration_id: int
+    seller: AccountId
+    kind: str
+    price: Balance
+
+
+@event(NAME)
+class OfferWithdrawn:
+    offer_id: int
+    registration_id: int
+
+
+@event(NAME)
+class OffersCleared:
+    """The image changed owner: its `count` open offers were withdrawn."""
+
+    registration_id: int
+    count: int
+
+
+@event(NAME)
+class Purchased:
+    """`price` went to the seller, `fee` was burned; `expires_at_ms` is 0 for a perpetual licence."""
+
+    licence_id: int
+    offer_id: int
+    registration_id: int
+    buyer: AccountId
+    seller: AccountId
+    price: Balance
+    fee: Balance
+    expires_at_ms: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+@error(NAME)
+class UnknownRegistration(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class NotOwner(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class TooManyOffers(DispatchError):
+    registration_id: int
+
+
+@error(NAME)
+class UnknownOffer(DispatchError):
+    offer_id: int
+
+
+@error(NAME)
+class NotSeller(DispatchError):
+    offer_id: int
+
+
+@error(NAME)
+class OfferStale(DispatchError):
+    """The offer's seller no longer owns the image."""
+
+    offer_id: int
+
+
+@error(NAME)
+class CannotBuyOwn(DispatchError):
+    offer_id: int
+
+
+@error(NAME)
+class ExclusiveLicenceActive(DispatchError):
+    """Another account holds an exclusive licence of the image until `expires_at_ms`."""
+
+    licence_id: int
+    expires_at_ms: int
+
+
+@error(NAME)
+class ZeroDuration(DispatchError):
+    """An RM licence needs a duration."""
+
+
+@error(NAME)
+class DurationTooLong(DispatchError):
+    """An RM licence lasts at most a century."""
+
+
+MODULE = RuntimeModule(
+    NAME,
+    calls=(offer_rf, offer_rm, withdraw_offer, purchase),
+    events=(Offered, OfferWithdrawn, OffersCleared, Purchased),
+    errors=(
+        UnknownRegistration, NotOwner, TooManyOffers, UnknownOffer, NotSeller, OfferStale, CannotBuyOwn,
+        ExclusiveLicenceActive, ZeroDuration, DurationTooLong,
+    ),  # fmt: skip
+    storage=(PARAMS, NEXT_OFFER_ID, OFFERS, OPEN_OFFERS, NEXT_LICENCE_ID, LICENCES, HELD_COUNT, HELD, EXCLUSIVE),
+    genesis=build_genesis,
+    answers={copyright.OWNER_CHANGED: on_owner_changed},
+)

@@ -3,57 +3,74 @@
 An authority that signs two different headers for one Aura slot, or two different finality
 votes in one round and stage, has equivocated. Anyone who sees both signed messages submits
 them as an unsigned extrinsic; the proof is checked here (cheap to reject: decode, compare,
-two signature checks), and the offender
+two signature checks, `validate_unsigned`), and the offender
 
-* is disabled: its blocks are refused and its finality votes ignored until the next
-  authority-set change;
+* is disabled: its blocks are refused (the answer to `aura.BLOCK_AUTHOR`) and its finality
+  votes ignored until the next authority-set change (the answer to `aura.NEW_AUTHORITY_SET`
+  re-enables everyone);
 * loses its bond, reserved at genesis, which is burned (total issuance falls).
 
+Genesis (`authority_bond` in IMG: reserved from each authority's free balance)
 Storage
   offences:disabled      -> [authority key, ...] sorted
   offences:reported:<id> -> 1, so one offence is punished once
   offences:bond          -> u128, the bond each authority reserved at genesis
+Calls (unsigned, self-proving)
+  report_aura_equivocation(first header, second header)
+  report_finality_equivocation(proof)
+Events
+  Offence(kind, offender, slashed)
+Errors
+  InvalidProof, DuplicateReport, AuthorDisabled(author)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from node.codec import DecodeError, blake2b_256, decode, encode, expect_bytes, expect_list
-from node.keys import PublicKey, Scheme
+from node.codec import DecodeError, blake2b_256, encode, expect_bytes, expect_list
+from node.primitives.aura import author_of_slot, is_sealed_by
+from node.primitives.votes import EquivocationProof, InvalidEquivocation, check_equivocation_proof
 from node.runtime import aura, balances, system
 from node.runtime.support import (
+    BYTES,
+    MSGPACK,
+    U128,
+    AccountId,
+    Balance,
     BlockContext,
+    DispatchError,
+    GenesisState,
+    InvalidUnsigned,
     Origin,
     OriginKind,
+    RuntimeModule,
+    StateGet,
+    StorageMap,
+    StorageValue,
     arg_bytes,
     call,
     ensure,
     ensure_none,
-    read_u128,
-    specs_of,
+    error,
+    event,
 )
-from node.types import ENGINE_AURA, Header
+from node.types import Header
+from node.units import parse_img
 
-MODULE = "offences"
-KEY_DISABLED = b"offences:disabled"
-KEY_BOND = b"offences:bond"
+NAME = "offences"
 MAX_PROOF_BYTES = 64 * 1024
 
+DISABLED: StorageValue[Any] = StorageValue(b"offences:disabled", MSGPACK)
+REPORTED: StorageMap[bytes] = StorageMap(b"offences:reported:", (BYTES,), BYTES)
+BOND: StorageValue[int] = StorageValue(b"offences:bond", U128, 0)
 
-def reported_key(offence_id: bytes) -> bytes:
-    return b"offences:reported:" + offence_id
 
-
-def read_disabled(get: Any) -> list[bytes]:
-    raw = get(KEY_DISABLED)
-    if raw is None:
+def read_disabled(get: StateGet) -> list[bytes]:
+    stored = DISABLED.get(get)
+    if stored is None:
         return []
-    return [expect_bytes(k, 32) for k in expect_list(decode(raw))]
-
-
-class InvalidProof(ValueError):
-    pass
+    return [expect_bytes(k, 32) for k in expect_list(stored)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,52 +78,50 @@ class InvalidProof(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 
-def check_aura_equivocation(get: Any, first: bytes, second: bytes) -> tuple[bytes, bytes]:
+def check_aura_equivocation(get: StateGet, first: bytes, second: bytes) -> tuple[bytes, bytes]:
     """Return (offender, offence id) if the two headers prove a slot equivocation."""
     try:
         a, b = Header.decode(first), Header.decode(second)
     except DecodeError as exc:
-        raise InvalidProof(f"undecodable header: {exc}") from exc
+        raise InvalidUnsigned(f"undecodable header: {exc}") from exc
     if a.hash == b.hash:
-        raise InvalidProof("the two headers are the same")
+        raise InvalidUnsigned("the two headers are the same")
     if a.slot is None or a.slot != b.slot:
-        raise InvalidProof("the headers are not for the same slot")
+        raise InvalidUnsigned("the headers are not for the same slot")
     authorities = aura.read_authorities(get)
     if not authorities:
-        raise InvalidProof("no authorities")
-    offender = aura.author_of_slot(authorities, a.slot)
-    key = PublicKey(Scheme.ED25519, offender)
-    for header in (a, b):
-        seal = header.seal
-        if seal is None or seal.engine != ENGINE_AURA or not key.verify(header.seal_payload(), seal.data):
-            raise InvalidProof("a header's seal is not the slot author's")
+        raise InvalidUnsigned("no authorities")
+    offender = author_of_slot(authorities, a.slot)
+    if not (is_sealed_by(a, offender) and is_sealed_by(b, offender)):
+        raise InvalidUnsigned("a header's seal is not the slot author's")
     return offender, blake2b_256(encode([b"aura", offender, a.slot]))
 
 
-def check_finality_equivocation(get: Any, proof: bytes) -> tuple[bytes, bytes]:
+def check_finality_equivocation(get: StateGet, proof: bytes) -> tuple[bytes, bytes]:
     """Return (offender, offence id) for a valid finality equivocation proof."""
-    from node.consensus.finality import EquivocationProof, InvalidEquivocation, check_equivocation_proof
-
-    genesis_hash = get(system.block_hash_key(0))
+    genesis_hash = system.genesis_hash(get)
     if genesis_hash is None:
-        raise InvalidProof("genesis hash not yet in state")
+        raise InvalidUnsigned("genesis hash not yet in state")
     try:
         parsed = EquivocationProof.decode(proof)
         offender = check_equivocation_proof(parsed, aura.read_authorities(get), genesis_hash)
     except (DecodeError, InvalidEquivocation, ValueError) as exc:
-        raise InvalidProof(str(exc)) from exc
+        raise InvalidUnsigned(str(exc)) from exc
     offence_id = blake2b_256(encode([b"finality", offender, parsed.set_id, parsed.round, int(parsed.stage)]))
     return offender, offence_id
 
 
-def validate_report(get: Any, function: str, args: list[Any]) -> bytes:
-    """Check a report before it enters the pool or a block; returns the offence id."""
+def _check_report(get: StateGet, function: str, args: list[Any]) -> tuple[bytes, bytes]:
     if function == "report_aura_equivocation":
-        offender, offence_id = check_aura_equivocation(get, args[0], args[1])
-    else:
-        offender, offence_id = check_finality_equivocation(get, args[0])
-    if get(reported_key(offence_id)) is not None:
-        raise InvalidProof("offence already reported")
+        return check_aura_equivocation(get, args[0], args[1])
+    return check_finality_equivocation(get, args[0])
+
+
+def validate_unsigned(get: StateGet, function: str, args: list[Any]) -> bytes:
+    """Check a report before it enters the pool or a block; returns the offence id."""
+    _, offence_id = _check_report(get, function, args)
+    if REPORTED.exists(get, offence_id):
+        raise InvalidUnsigned("offence already reported")
     return offence_id
 
 
@@ -115,50 +130,97 @@ def validate_report(get: Any, function: str, args: list[Any]) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 
-def on_new_set(ctx: BlockContext) -> None:
+def on_block_author(ctx: BlockContext, author: bytes) -> None:
+    """A disabled authority may not author blocks until the next set change."""
+    ensure(author not in read_disabled(ctx.state.get), AuthorDisabled, author)
+
+
+def on_new_authority_set(ctx: BlockContext) -> None:
     """A new authority set starts with nobody disabled (offenders were disabled until the change)."""
-    ctx.state.delete(KEY_DISABLED)
+    DISABLED.delete(ctx)
 
 
 def punish(ctx: BlockContext, offender: bytes, offence_id: bytes, kind: str) -> None:
-    ctx.state.set(reported_key(offence_id), b"\x01")
+    REPORTED.put(ctx, offence_id, b"\x01")
     disabled = read_disabled(ctx.state.get)
     if offender not in disabled:
-        ctx.state.set(KEY_DISABLED, encode(sorted([*disabled, offender])))
-    bond = read_u128(ctx.state.get, KEY_BOND)
-    account = system.get_account(ctx, offender)
-    slashed = min(bond, account.reserved)
-    if slashed:
-        account.reserved -= slashed
-        system.put_account(ctx, offender, account)
-        ctx.put_u128(balances.KEY_TOTAL_ISSUANCE, balances.total_issuance(ctx) - slashed)
-    ctx.emit(MODULE, "Offence", kind.encode(), offender, slashed)
+        DISABLED.put(ctx, sorted([*disabled, offender]))
+    bond = BOND.get(ctx)
+    assert bond is not None
+    slashed = balances.slash_reserved(ctx, offender, bond)
+    ctx.deposit_event(Offence(kind.encode(), offender, slashed))
 
 
-@call(MODULE, "report_aura_equivocation", arg_bytes(MAX_PROOF_BYTES), arg_bytes(MAX_PROOF_BYTES),
+def _report(ctx: BlockContext, function: str, args: list[Any], kind: str) -> None:
+    try:
+        offender, offence_id = _check_report(ctx.state.get, function, args)
+    except InvalidUnsigned:
+        raise InvalidProof() from None
+    ensure(not REPORTED.exists(ctx, offence_id), DuplicateReport)
+    punish(ctx, offender, offence_id, kind)
+
+
+def build_genesis(genesis: GenesisState) -> None:
+    """Reserve the bond from every authority's usable balance."""
+    bond = parse_img(genesis.spec.get("authority_bond", "0"))
+    if not bond:
+        return
+    BOND.put(genesis, bond)
+    for authority in aura.read_authorities(genesis.get):
+        account = system.read_account(genesis.get, authority)
+        if account.free - account.frozen < bond:
+            raise ValueError(f"authority {authority.hex()} has no free balance for its bond of {bond}")
+        account.free -= bond
+        account.reserved += bond
+        system.put_account(genesis, authority, account)
+
+
+@call(NAME, "report_aura_equivocation", arg_bytes(MAX_PROOF_BYTES), arg_bytes(MAX_PROOF_BYTES),
       weight=500_000, origin=OriginKind.NONE)
 def report_aura_equivocation(ctx: BlockContext, origin: Origin, first: bytes, second: bytes) -> None:
     ensure_none(origin)
-    try:
-        offender, offence_id = check_aura_equivocation(ctx.state.get, first, second)
-    except InvalidProof:
-        ensure(False, MODULE, "InvalidProof")
-        return
-    ensure(ctx.state.get(reported_key(offence_id)) is None, MODULE, "DuplicateReport")
-    punish(ctx, offender, offence_id, "aura")
+    _report(ctx, "report_aura_equivocation", [first, second], "aura")
 
 
-@call(MODULE, "report_finality_equivocation", arg_bytes(MAX_PROOF_BYTES), weight=500_000, origin=OriginKind.NONE)
+@call(NAME, "report_finality_equivocation", arg_bytes(MAX_PROOF_BYTES), weight=500_000, origin=OriginKind.NONE)
 def report_finality_equivocation(ctx: BlockContext, origin: Origin, proof: bytes) -> None:
     ensure_none(origin)
-    try:
-        offender, offence_id = check_finality_equivocation(ctx.state.get, proof)
-    except InvalidProof:
-        ensure(False, MODULE, "InvalidProof")
-        return
-    ensure(ctx.state.get(reported_key(offence_id)) is None, MODULE, "DuplicateReport")
-    punish(ctx, offender, offence_id, "finality")
+    _report(ctx, "report_finality_equivocation", [proof], "finality")
 
 
-CALLS = specs_of(report_aura_equivocation, report_finality_equivocation)
-UNSIGNED_CALLS = ("offences.report_aura_equivocation", "offences.report_finality_equivocation")
+@event(NAME)
+class Offence:
+    """`offender` equivocated (`kind` b"aura" or b"finality"), was disabled and lost `slashed`."""
+
+    kind: bytes
+    offender: AccountId
+    slashed: Balance
+
+
+@error(NAME)
+class InvalidProof(DispatchError):
+    """The report proves no equivocation."""
+
+
+@error(NAME)
+class DuplicateReport(DispatchError):
+    """This offence was reported already."""
+
+
+@error(NAME)
+class AuthorDisabled(DispatchError):
+    """The slot's author is disabled for equivocation."""
+
+    author: AccountId
+
+
+MODULE = RuntimeModule(
+    NAME,
+    calls=(report_aura_equivocation, report_finality_equivocation),
+    events=(Offence,),
+    errors=(InvalidProof, DuplicateReport, AuthorDisabled),
+    storage=(DISABLED, REPORTED, BOND),
+    genesis=build_genesis,
+    validate_unsigned=validate_unsigned,
+    answers={aura.BLOCK_AUTHOR: on_block_author, aura.NEW_AUTHORITY_SET: on_new_authority_set},
+)

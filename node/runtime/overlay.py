@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-BaseGet = Callable[[bytes], bytes | None]
+StateGet = Callable[[bytes], bytes | None]
 
 _DELETED = None
 
 
 class Overlay:
-    def __init__(self, base_get: BaseGet) -> None:
+    def __init__(self, base_get: StateGet) -> None:
         self._base_get = base_get
         self._committed: dict[bytes, bytes | None] = {}
         self._layers: list[dict[bytes, bytes | None]] = []

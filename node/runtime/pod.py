@@ -1,8 +1,9 @@
 """`pod`: proof-of-data rewards for novel uploads (PROTOCOL section 11, white paper 3 and 4).
 
 A registration that creates a new image record (`copyright.register` found no registration
-within the pHash radius: not a version, not a takeover) earns its uploader one emission reward
-(`emission.reward`) if it passes quality screening, which exists to stop farming:
+within the pHash radius: not a version, not a takeover; announced as
+`copyright.NOVEL_REGISTRATION`) earns its uploader one emission reward (`emission.reward`) if
+it passes quality screening, which exists to stop farming:
 
 1. size: the claimed long edge >= ``min_long_edge`` and short edge >= ``min_short_edge``
    (orientation-free, so a portrait and a landscape of one camera are treated alike);
@@ -34,19 +35,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import decode, expect_int, expect_list
-from node.runtime import emission, timestamp
-from node.runtime.support import BlockContext, CallSpec, DispatchError
+from node.codec import expect_int, expect_list
+from node.runtime import copyright, emission, timestamp
+from node.runtime.support import (
+    BYTES,
+    MSGPACK,
+    AccountId,
+    Balance,
+    BlockContext,
+    DispatchError,
+    GenesisState,
+    Record,
+    RuntimeModule,
+    StateGet,
+    StorageMap,
+    StorageValue,
+    event,
+)
 
-MODULE = "pod"
+NAME = "pod"
 DAY_MS = 86_400_000
 
 # ---------------------------------------------------------------------------------------------
 # Params
 # ---------------------------------------------------------------------------------------------
-
-KEY_PARAMS = b"pod:params"
-
 
 @dataclass(frozen=True)
 class PodParams:
@@ -63,27 +75,26 @@ class PodParams:
         return cls(*(expect_int(v, 2**32, "pod param") for v in expect_list(obj, 4, "pod params")))
 
 
-def read_params(get: Any) -> PodParams:
-    """The genesis values; a chain spec without a `pod` section gets the defaults above."""
-    raw = get(KEY_PARAMS)
-    return PodParams() if raw is None else PodParams.from_wire(decode(raw))
-
-
 # ---------------------------------------------------------------------------------------------
 # Storage
 # ---------------------------------------------------------------------------------------------
 
+PARAMS: StorageValue[PodParams] = StorageValue(b"pod:params", Record(PodParams))
+DAILY: StorageMap[Any] = StorageMap(b"pod:daily:", (BYTES,), MSGPACK)
+KEY_PARAMS = PARAMS.key
 
-def daily_key(account_id: bytes) -> bytes:
-    return b"pod:daily:" + account_id
+
+def read_params(get: StateGet) -> PodParams:
+    """The genesis values; a chain spec without a `pod` section gets the defaults above."""
+    return PARAMS.get(get) or PodParams()
 
 
-def rewards_on_day(get: Any, account_id: bytes, day: int) -> int:
+def rewards_on_day(get: StateGet, account_id: bytes, day: int) -> int:
     """How many PoD rewards `account_id` received on `day` (floor(timestamp / DAY_MS))."""
-    raw = get(daily_key(account_id))
-    if raw is None:
+    stored = DAILY.get(get, account_id)
+    if stored is None:
         return 0
-    stored_day, count = decode(raw)
+    stored_day, count = stored
     return count if stored_day == day else 0
 
 
@@ -111,7 +122,7 @@ def screen(params: PodParams, width: int, height: int, rendition: bytes) -> str 
 
 
 # ---------------------------------------------------------------------------------------------
-# The hook `copyright.register` calls for a novel registration
+# The answer to `copyright.NOVEL_REGISTRATION`
 # ---------------------------------------------------------------------------------------------
 
 
@@ -137,11 +148,49 @@ def on_novel_registration(
             if amount == 0:
                 reason = "NoEmission" if emission.read_params(ctx.state.get) is None else "EmissionExhausted"
             else:
-                ctx.put_obj(daily_key(who), [day, count + 1])
-                ctx.emit(MODULE, "Rewarded", who, registration_id, amount)
+                DAILY.put(ctx, who, [day, count + 1])
+                ctx.deposit_event(Rewarded(who, registration_id, amount))
                 return amount
-    ctx.emit(MODULE, "NotRewarded", who, registration_id, reason)
+    ctx.deposit_event(NotRewarded(who, registration_id, reason))
     return 0
 
 
-CALLS: list[CallSpec] = []
+def build_genesis(genesis: GenesisState) -> None:
+    """The `pod` section's screening numbers; a missing field keeps its default."""
+    section, default = genesis.section("pod"), PodParams()
+    params = PodParams(**{name: int(section.get(name, getattr(default, name))) for name in PodParams.__dataclass_fields__})
+    if any(not 0 <= value < 2**32 for value in params.to_wire()):
+        raise ValueError("pod params must be u32")
+    PARAMS.put(genesis, params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+@event(NAME)
+class Rewarded:
+    """A novel upload earned its uploader a mining reward."""
+
+    who: AccountId
+    registration_id: int
+    amount: Balance
+
+
+@event(NAME)
+class NotRewarded:
+    """A novel upload earned nothing; `reason` says why (module doc)."""
+
+    who: AccountId
+    registration_id: int
+    reason: str
+
+
+MODULE = RuntimeModule(
+    NAME,
+    events=(Rewarded, NotRewarded),
+    storage=(PARAMS, DAILY),
+    genesis=build_genesis,
+    answers={copyright.NOVEL_REGISTRATION: on_novel_registration},
+)

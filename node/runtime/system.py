@@ -1,12 +1,25 @@
 """`system`: accounts (nonce and balances record), block number, events and chain parameters.
 
+The executive calls `initialize` first and `finalize` last in every block (FRAME's System):
+everything else a block does happens between them.
+
+Params (genesis `params` section)
+  system:params              -> ChainParams (changed by root: `set_params`)
 Storage
-  system:account:<id>   -> [nonce, free(u128), reserved(u128), frozen(u128)]
-  system:number         -> current block number (u32 big-endian)
-  system:parent_hash    -> parent block hash
-  system:events         -> the events of the block (cleared at the start of each block)
-  system:params         -> ChainParams (set at genesis, changed by root)
-  system:block_hash:<n> -> hash of block n (kept for the last 4,096 blocks: mortality checks)
+  system:account:<id>        -> [nonce, free(u128), reserved(u128), frozen(u128)]
+  system:number              -> current block number (u32 big-endian)
+  system:parent_hash         -> parent block hash
+  system:events              -> the events of the block (cleared at the start of each block)
+  system:block_hash:<n u32>  -> hash of block n (kept for the last 4,096 blocks: mortality
+                                checks; the genesis hash, block 0, is kept for ever)
+  system:genesis_spec_version -> u32, the spec version that built the genesis state
+Calls
+  remark(data)               anyone; the extrinsic alone records the bytes
+  set_params(params)         root
+Events
+  ExtrinsicSuccess, ExtrinsicFailed(error, detail...), ParamsChanged
+Errors
+  BadOrigin
 """
 
 from __future__ import annotations
@@ -15,42 +28,31 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import (
-    decode,
-    decode_trusted,
-    encode,
-    expect_int,
-    expect_list,
-    u128_from_bytes,
-    u128_to_bytes,
-)
+from node.codec import decode, decode_trusted, encode, expect_int, expect_list, u128_from_bytes, u128_to_bytes
 from node.runtime.support import (
+    BYTES,
+    MSGPACK,
+    U32,
+    BadOrigin,
     BlockContext,
+    GenesisState,
     Origin,
     OriginKind,
+    Record,
+    RuntimeModule,
+    StateGet,
+    StorageMap,
+    StorageValue,
     arg_bytes,
     call,
     ensure_root,
     ensure_signed,
-    specs_of,
+    event,
 )
+from node.units import parse_img
 
-MODULE = "system"
+NAME = "system"
 BLOCK_HASH_HISTORY = 4096
-
-KEY_NUMBER = b"system:number"
-KEY_PARENT_HASH = b"system:parent_hash"
-KEY_EVENTS = b"system:events"
-KEY_PARAMS = b"system:params"
-
-
-def account_key(account_id: bytes) -> bytes:
-    return b"system:account:" + account_id
-
-
-def block_hash_key(number: int) -> bytes:
-    return b"system:block_hash:" + number.to_bytes(4, "big")
-
 
 # ---------------------------------------------------------------------------------------------
 # Parameters
@@ -96,18 +98,19 @@ class ChainParams:
             u128_from_bytes(ed),
         )
 
-
-def read_params(get: Any) -> ChainParams:
-    raw = get(KEY_PARAMS)
-    if raw is None:
-        raise RuntimeError("state has no system:params (not a genesis-initialised state)")
-    return _params_from(raw)
-
-
-@functools.lru_cache(maxsize=8)
-def _params_from(raw: bytes) -> ChainParams:
-    """Parameters change rarely (root calls) but are read for every block and transaction."""
-    return ChainParams.from_wire(decode(raw))
+    @classmethod
+    def from_spec(cls, section: Any) -> ChainParams:
+        """From the chain spec's `params` object (fees and the deposit in IMG as decimal text)."""
+        return cls(
+            slot_ms=int(section["slot_ms"]),
+            max_block_bytes=int(section["max_block_bytes"]),
+            max_block_weight=int(section["max_block_weight"]),
+            max_extrinsic_bytes=int(section["max_extrinsic_bytes"]),
+            base_fee=parse_img(section["base_fee"]),
+            byte_fee=parse_img(section["byte_fee"]),
+            weight_fee=parse_img(section["weight_fee"]),
+            existential_deposit=parse_img(section["existential_deposit"]),
+        )
 
 
 def fee_for(params: ChainParams, length: int, weight: int) -> int:
@@ -116,7 +119,7 @@ def fee_for(params: ChainParams, length: int, weight: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Accounts
+# Storage
 # ---------------------------------------------------------------------------------------------
 
 
@@ -145,8 +148,47 @@ class Account:
         return cls(nonce, int.from_bytes(free, "big"), int.from_bytes(reserved, "big"), int.from_bytes(frozen, "big"))
 
 
-def read_account(get: Any, account_id: bytes) -> Account:
-    raw = get(account_key(account_id))
+class _AccountCodec:
+    def encode(self, value: Account) -> bytes:
+        return value.encode()
+
+    def decode(self, raw: bytes) -> Account:
+        return Account.decode(raw)
+
+
+PARAMS: StorageValue[ChainParams] = StorageValue(b"system:params", Record(ChainParams))
+ACCOUNTS: StorageMap[Account] = StorageMap(b"system:account:", (BYTES,), _AccountCodec())
+NUMBER: StorageValue[int] = StorageValue(b"system:number", U32, 0)
+PARENT_HASH: StorageValue[bytes] = StorageValue(b"system:parent_hash", BYTES)
+EVENTS: StorageValue[Any] = StorageValue(b"system:events", MSGPACK)
+BLOCK_HASH: StorageMap[bytes] = StorageMap(b"system:block_hash:", (U32,), BYTES)
+GENESIS_SPEC_VERSION: StorageValue[int] = StorageValue(b"system:genesis_spec_version", U32)
+
+# Raw keys that readers outside the runtime (RPC, wallet) fetch with `state_getStorage`.
+KEY_PARAMS = PARAMS.key
+KEY_EVENTS = EVENTS.key
+KEY_NUMBER = NUMBER.key
+
+
+def account_key(account_id: bytes) -> bytes:
+    return ACCOUNTS.key(account_id)
+
+
+def read_params(get: StateGet) -> ChainParams:
+    raw = get(KEY_PARAMS)
+    if raw is None:
+        raise RuntimeError("state has no system:params (not a genesis-initialised state)")
+    return _params_from(raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _params_from(raw: bytes) -> ChainParams:
+    """Parameters change rarely (root calls) but are read for every block and transaction."""
+    return ChainParams.from_wire(decode(raw))
+
+
+def read_account(get: StateGet, account_id: bytes) -> Account:
+    raw = get(ACCOUNTS.key(account_id))
     return Account() if raw is None else Account.decode(raw)
 
 
@@ -154,30 +196,41 @@ def get_account(ctx: BlockContext, account_id: bytes) -> Account:
     return read_account(ctx.state.get, account_id)
 
 
-def put_account(ctx: BlockContext, account_id: bytes, account: Account) -> None:
+def put_account(ctx: BlockContext | GenesisState, account_id: bytes, account: Account) -> None:
     """Store an account, or remove it when it holds nothing (its nonce goes with it, as in Substrate)."""
     if account.free == 0 and account.reserved == 0 and account.frozen == 0:
-        ctx.state.delete(account_key(account_id))
+        ACCOUNTS.delete(ctx, account_id)
     else:
-        ctx.state.set(account_key(account_id), account.encode())
+        ACCOUNTS.put(ctx, account_id, account)
+
+
+def genesis_hash(get: StateGet) -> bytes | None:
+    """The chain's genesis hash, known to state from block 1 on."""
+    return BLOCK_HASH.get(get, 0)
 
 
 # ---------------------------------------------------------------------------------------------
-# Block lifecycle
+# Block lifecycle (called by the executive, first and last)
 # ---------------------------------------------------------------------------------------------
 
 
-def on_initialize(ctx: BlockContext) -> None:
-    ctx.state.set(KEY_NUMBER, ctx.number.to_bytes(4, "big"))
-    ctx.state.set(KEY_PARENT_HASH, ctx.parent_hash)
+def initialize(ctx: BlockContext) -> None:
+    NUMBER.put(ctx, ctx.number)
+    PARENT_HASH.put(ctx, ctx.parent_hash)
     if ctx.number > 0:
-        ctx.state.set(block_hash_key(ctx.number - 1), ctx.parent_hash)
+        BLOCK_HASH.put(ctx, ctx.number - 1, ctx.parent_hash)
     if ctx.number - 1 - BLOCK_HASH_HISTORY > 0:  # the genesis hash (block 0) is kept for ever
-        ctx.state.delete(block_hash_key(ctx.number - 1 - BLOCK_HASH_HISTORY))
+        BLOCK_HASH.delete(ctx, ctx.number - 1 - BLOCK_HASH_HISTORY)
 
 
-def on_finalize(ctx: BlockContext) -> None:
-    ctx.state.set(KEY_EVENTS, encode([event.to_wire() for event in ctx.events]))
+def finalize(ctx: BlockContext) -> None:
+    EVENTS.put(ctx, [record.to_wire() for record in ctx.events])
+
+
+def build_genesis(genesis: GenesisState) -> None:
+    PARAMS.put(genesis, ChainParams.from_spec(genesis.spec["params"]))
+    NUMBER.put(genesis, 0)
+    GENESIS_SPEC_VERSION.put(genesis, genesis.spec_version)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,17 +238,48 @@ def on_finalize(ctx: BlockContext) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@call(MODULE, "remark", arg_bytes(1024), weight=1_000)
+@call(NAME, "remark", arg_bytes(1024), weight=1_000)
 def remark(ctx: BlockContext, origin: Origin, data: bytes) -> None:
     """Put arbitrary bytes on chain (only the extrinsic records them)."""
     ensure_signed(origin)
 
 
-@call(MODULE, "set_params", ChainParams.from_wire, weight=10_000, origin=OriginKind.ROOT)
+@call(NAME, "set_params", ChainParams.from_wire, weight=10_000, origin=OriginKind.ROOT)
 def set_params(ctx: BlockContext, origin: Origin, params: ChainParams) -> None:
     ensure_root(origin)
-    ctx.put_obj(KEY_PARAMS, params.to_wire())
-    ctx.emit(MODULE, "ParamsChanged")
+    PARAMS.put(ctx, params)
+    ctx.deposit_event(ParamsChanged())
 
 
-CALLS = specs_of(remark, set_params)
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+@event(NAME)
+class ExtrinsicSuccess:
+    """The extrinsic's call succeeded."""
+
+
+@event(NAME)
+class ExtrinsicFailed:
+    """The call failed by the rules (its fee was paid): `error` names the declared error as
+    "module.Name", `detail` carries that error's fields."""
+
+    error: str
+    detail: tuple[Any, ...]
+
+
+@event(NAME)
+class ParamsChanged:
+    """Root changed the chain parameters."""
+
+
+MODULE = RuntimeModule(
+    NAME,
+    calls=(remark, set_params),
+    events=(ExtrinsicSuccess, ExtrinsicFailed, ParamsChanged),
+    errors=(BadOrigin,),
+    storage=(PARAMS, ACCOUNTS, NUMBER, PARENT_HASH, EVENTS, BLOCK_HASH, GENESIS_SPEC_VERSION),
+    genesis=build_genesis,
+)

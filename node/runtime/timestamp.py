@@ -1,49 +1,95 @@
 """`timestamp`: the block's time, set by the mandatory first inherent.
 
-Storage
-  timestamp:now -> u64 milliseconds since the Unix epoch.
-
 The author puts `timestamp.set(now)` first in every block; `now` must be the start of the
 block's Aura slot (slot * slot_ms), so time is a pure function of the header and never read
 from a clock inside the runtime.
+
+Storage
+  timestamp:now        -> u64 milliseconds since the Unix epoch
+  timestamp:did_update -> present while the current block has set the time
+Calls
+  set(now)             inherent, first in every block
+Errors
+  AlreadyUpdated, NotSlotStart, TimeWentBackwards, TimestampMissing
 """
 
 from __future__ import annotations
 
 from node.runtime.support import (
+    BYTES,
+    U64,
     BlockContext,
+    DispatchError,
     Origin,
     OriginKind,
+    RuntimeModule,
+    StateGet,
+    StorageValue,
     arg_u64,
     call,
     ensure,
     ensure_none,
-    specs_of,
+    error,
 )
 
-MODULE = "timestamp"
-KEY_NOW = b"timestamp:now"
-KEY_DID_UPDATE = b"timestamp:did_update"
+NAME = "timestamp"
+
+NOW: StorageValue[int] = StorageValue(b"timestamp:now", U64, 0)
+DID_UPDATE: StorageValue[bytes] = StorageValue(b"timestamp:did_update", BYTES)
+KEY_NOW = NOW.key
 
 
 def now(ctx: BlockContext) -> int:
-    return ctx.get_int(KEY_NOW)
+    return read_now(ctx.state.get)
+
+
+def read_now(get: StateGet) -> int:
+    """The timestamp of the block whose state `get` reads (ms)."""
+    value = NOW.get(get)
+    assert value is not None
+    return value
 
 
 def on_finalize(ctx: BlockContext) -> None:
-    ensure(ctx.state.get(KEY_DID_UPDATE) is not None, MODULE, "TimestampMissing")
-    ctx.state.delete(KEY_DID_UPDATE)
+    ensure(DID_UPDATE.exists(ctx), TimestampMissing)
+    DID_UPDATE.delete(ctx)
 
 
-@call(MODULE, "set", arg_u64, weight=10_000, origin=OriginKind.NONE)
+@call(NAME, "set", arg_u64, weight=10_000, origin=OriginKind.NONE, inherent=True)
 def set_now(ctx: BlockContext, origin: Origin, moment: int) -> None:
     ensure_none(origin)
-    ensure(ctx.state.get(KEY_DID_UPDATE) is None, MODULE, "AlreadyUpdated")
-    ensure(moment == ctx.slot * ctx.params.slot_ms, MODULE, "NotSlotStart")
-    ensure(moment > now(ctx) or ctx.number == 0, MODULE, "TimeWentBackwards")
-    ctx.state.set(KEY_NOW, moment.to_bytes(8, "big"))
-    ctx.state.set(KEY_DID_UPDATE, b"\x01")
+    ensure(not DID_UPDATE.exists(ctx), AlreadyUpdated)
+    ensure(moment == ctx.slot * ctx.params.slot_ms, NotSlotStart)
+    ensure(moment > now(ctx) or ctx.number == 0, TimeWentBackwards)
+    NOW.put(ctx, moment)
+    DID_UPDATE.put(ctx, b"\x01")
     ctx.timestamp = moment
 
 
-CALLS = specs_of(set_now)
+@error(NAME)
+class AlreadyUpdated(DispatchError):
+    """A second `timestamp.set` in one block."""
+
+
+@error(NAME)
+class NotSlotStart(DispatchError):
+    """The time is not the start of the block's slot."""
+
+
+@error(NAME)
+class TimeWentBackwards(DispatchError):
+    """The time is not after the parent block's."""
+
+
+@error(NAME)
+class TimestampMissing(DispatchError):
+    """The block ended without `timestamp.set`."""
+
+
+MODULE = RuntimeModule(
+    NAME,
+    calls=(set_now,),
+    errors=(AlreadyUpdated, NotSlotStart, TimeWentBackwards, TimestampMissing),
+    storage=(NOW, DID_UPDATE),
+    on_finalize=on_finalize,
+)

@@ -1,11 +1,20 @@
 """`vesting`: balances locked until block timestamps pass (PROTOCOL section 9).
 
-Storage
-  vesting:schedule:<id> -> [[unlock_at_ms, amount(u128)], ...] sorted by time.
-
 An account with a schedule has `frozen` equal to the amounts whose time has not come. Like
 Substrate's vesting pallet, the lock is brought up to date by the `vest` call (anyone may call
 `vest_other`), which reads only the block timestamp, never a clock.
+
+Genesis (`allocations[].vesting`: {cliff_months, cliff_percent, monthly_percent}; a month is
+30 days of block timestamps, counted from `genesis_time_ms`)
+Storage
+  vesting:schedule:<id> -> [[unlock_at_ms, amount(u128)], ...] sorted by time
+Calls
+  vest()                 the caller's own schedule
+  vest_other(target)     anyone's
+Events
+  VestingUpdated(who, locked), VestingCompleted(who)
+Errors
+  NotVesting
 """
 
 from __future__ import annotations
@@ -15,14 +24,30 @@ from typing import Any
 
 from node.codec import expect_int, expect_list, u128_from_bytes, u128_to_bytes
 from node.runtime import system, timestamp
-from node.runtime.support import BlockContext, Origin, arg_account, call, ensure, ensure_signed, specs_of
+from node.runtime.support import (
+    BYTES,
+    MSGPACK,
+    AccountId,
+    Balance,
+    BlockContext,
+    DispatchError,
+    GenesisState,
+    Origin,
+    RuntimeModule,
+    StateGet,
+    StorageMap,
+    arg_account,
+    call,
+    ensure,
+    ensure_signed,
+    error,
+    event,
+    resolve_account,
+)
+from node.units import parse_img
 
-MODULE = "vesting"
+NAME = "vesting"
 MONTH_MS = 30 * 24 * 3600 * 1000
-
-
-def schedule_key(account_id: bytes) -> bytes:
-    return b"vesting:schedule:" + account_id
 
 
 @dataclass(frozen=True)
@@ -41,6 +66,19 @@ def decode_schedule(obj: Any) -> list[Tranche]:
         at, amount = expect_list(item, 2, "tranche")
         tranches.append(Tranche(expect_int(at), u128_from_bytes(amount)))
     return tranches
+
+
+SCHEDULES: StorageMap[Any] = StorageMap(b"vesting:schedule:", (BYTES,), MSGPACK)
+
+
+def schedule_key(account_id: bytes) -> bytes:
+    return SCHEDULES.key(account_id)
+
+
+def schedule_of(get: StateGet, account_id: bytes) -> list[Tranche]:
+    """An account's unlock schedule (empty when it has none)."""
+    raw = SCHEDULES.get(get, account_id)
+    return [] if raw is None else decode_schedule(raw)
 
 
 def monthly_schedule(
@@ -71,30 +109,75 @@ def locked_at(tranches: list[Tranche], now_ms: int) -> int:
 
 
 def _vest(ctx: BlockContext, who: bytes) -> None:
-    obj = ctx.get_obj(schedule_key(who))
-    ensure(obj is not None, MODULE, "NotVesting")
-    tranches = decode_schedule(obj)
-    locked = locked_at(tranches, timestamp.now(ctx))
+    ensure(SCHEDULES.exists(ctx, who), NotVesting)
+    locked = locked_at(schedule_of(ctx.state.get, who), timestamp.now(ctx))
     account = system.get_account(ctx, who)
     account.frozen = locked
     system.put_account(ctx, who, account)
     if locked == 0:
-        ctx.state.delete(schedule_key(who))
-        ctx.emit(MODULE, "VestingCompleted", who)
+        SCHEDULES.delete(ctx, who)
+        ctx.deposit_event(VestingCompleted(who))
     else:
-        ctx.emit(MODULE, "VestingUpdated", who, locked)
+        ctx.deposit_event(VestingUpdated(who, locked))
 
 
-@call(MODULE, "vest", weight=50_000)
+def build_genesis(genesis: GenesisState) -> None:
+    """Freeze each vesting allocation and store its monthly schedule."""
+    for allocation in genesis.spec["allocations"]:
+        terms = allocation.get("vesting")
+        if not terms:
+            continue
+        who, amount = resolve_account(allocation["account"]), parse_img(allocation["amount"])
+        tranches = monthly_schedule(
+            amount,
+            int(genesis.spec["genesis_time_ms"]),
+            int(terms["cliff_months"]),
+            int(terms["cliff_percent"]),
+            int(terms.get("monthly_percent", 0)),
+        )
+        account = system.read_account(genesis.get, who)
+        account.frozen += amount
+        system.put_account(genesis, who, account)
+        SCHEDULES.put(genesis, who, encode_schedule(tranches))
+
+
+@call(NAME, "vest", weight=50_000)
 def vest(ctx: BlockContext, origin: Origin) -> None:
     """Release whatever the block timestamp has unlocked for the caller."""
     _vest(ctx, ensure_signed(origin))
 
 
-@call(MODULE, "vest_other", arg_account, weight=50_000)
+@call(NAME, "vest_other", arg_account, weight=50_000)
 def vest_other(ctx: BlockContext, origin: Origin, target: bytes) -> None:
     ensure_signed(origin)
     _vest(ctx, target)
 
 
-CALLS = specs_of(vest, vest_other)
+@event(NAME)
+class VestingUpdated:
+    """`who`'s lock now holds `locked` (what has not unlocked yet)."""
+
+    who: AccountId
+    locked: Balance
+
+
+@event(NAME)
+class VestingCompleted:
+    """Everything of `who`'s schedule has unlocked."""
+
+    who: AccountId
+
+
+@error(NAME)
+class NotVesting(DispatchError):
+    """The account has no vesting schedule."""
+
+
+MODULE = RuntimeModule(
+    NAME,
+    calls=(vest, vest_other),
+    events=(VestingUpdated, VestingCompleted),
+    errors=(NotVesting,),
+    storage=(SCHEDULES,),
+    genesis=build_genesis,
+)

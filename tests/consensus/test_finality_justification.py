@@ -27,6 +27,7 @@ from node.consensus.finality import (
     check_equivocation_proof,
     verify_justification,
 )
+from node.runtime.support import InvalidUnsigned
 from node.types import Header
 from tests.consensus.sim import GENESIS, GENESIS_HASH, extend, sim_keypair
 
@@ -279,14 +280,14 @@ def test_the_runtime_offence_check_accepts_our_proofs() -> None:
 
     good = proof(precommit(2, A[3]), precommit(2, B[0]))
     state = {
-        system.block_hash_key(0): GENESIS_HASH,
+        system.BLOCK_HASH.key(0): GENESIS_HASH,
         aura.KEY_AUTHORITIES: aura.encode_authorities(VOTERS),
     }
     offender, offence_id = offences.check_finality_equivocation(state.get, good.encode())
     assert offender == VOTERS[2] and len(offence_id) == 32
-    with pytest.raises(offences.InvalidProof):
+    with pytest.raises(InvalidUnsigned):
         offences.check_finality_equivocation(
             state.get, proof(precommit(2, A[3]), precommit(2, A[3])).encode()
         )
-    with pytest.raises(offences.InvalidProof):
+    with pytest.raises(InvalidUnsigned):
         offences.check_finality_equivocation(state.get, b"\x93garbage")

@@ -8,7 +8,8 @@ from node.chain_spec import parse_chain_spec
 from node.core.node import Node, NodeConfig
 from node.keys import dev_keypair
 from node.runtime import balances, offences, system
-from node.runtime.executive import InvalidBlock, InvalidReason, InvalidTransaction, validate_transaction
+from node.runtime.executive import InvalidBlock, InvalidReason, InvalidTransaction
+from node.runtime.runtime import RUNTIME
 from node.types import Call, Extrinsic
 from tests.chainutil import IMG
 
@@ -50,7 +51,7 @@ def test_equivocation_is_reported_disabled_and_slashed(nodes):
     # A second report of the same offence is refused; so are Alice's next blocks.
     report = Extrinsic(Call("offences", "report_aura_equivocation", (block.header.encode(), twin.header.encode())))
     with pytest.raises(InvalidTransaction) as info:
-        validate_transaction(state, bob.genesis_hash, report.encode(), included.header.number)
+        RUNTIME.validate_transaction(state, bob.genesis_hash, report.encode(), included.header.number)
     assert info.value.reason is InvalidReason.BAD_UNSIGNED
     alice.import_block(included)
     assert not alice.is_our_slot(SLOT + 2)
@@ -66,5 +67,5 @@ def test_false_reports_are_refused(nodes):
                  (b"junk", first.header.encode())]:
         report = Extrinsic(Call("offences", "report_aura_equivocation", pair)).encode()
         with pytest.raises(InvalidTransaction) as info:
-            validate_transaction(bob.chain.best_state(), bob.genesis_hash, report, 0)
+            RUNTIME.validate_transaction(bob.chain.best_state(), bob.genesis_hash, report, 0)
         assert info.value.reason is InvalidReason.BAD_UNSIGNED

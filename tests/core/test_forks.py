@@ -97,10 +97,10 @@ def test_state_above_finalized_is_never_pruned(nodes):
         c.import_block(block)
     # Nothing finalized: every state is still readable despite pruning=4.
     for block in blocks:
-        assert c.chain.state_get(block.hash, system.KEY_NUMBER) is not None
+        assert c.chain.state_get(block.hash, system.NUMBER.key) is not None
     c.finalize(blocks[-1].hash)
-    assert c.chain.state_get(blocks[-1].hash, system.KEY_NUMBER) is not None
-    assert c.chain.state_get(blocks[-5].hash, system.KEY_NUMBER) is not None
+    assert c.chain.state_get(blocks[-1].hash, system.NUMBER.key) is not None
+    assert c.chain.state_get(blocks[-5].hash, system.NUMBER.key) is not None
     assert not c.chain.db.state.has_root(blocks[0].header.state_root)
 
 

@@ -5,7 +5,7 @@ import importlib
 import pytest
 from numba.core.registry import CPUDispatcher
 
-MODULES = ["chaos", "dct", "ecc", "hamming_index", "rendition", "sync", "watermark"]
+MODULES = ["chaos", "dct", "ecc", "hamming_index", "rendition", "sync", "verify", "watermark"]
 
 
 def _kernels():

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from node.imaging import ecc, sync
+from node.imaging import verify as vf
 from node.imaging import watermark as wm
 from node.imaging.dct import block_dct, block_dct_ref
 from node.imaging.phash import hamming, phash, phash_from_rendition
@@ -45,7 +46,7 @@ def test_rendition_and_block_dct_equal_their_references(real, marked):
     for img in _copies(real, marked):
         r = verification_rendition(img)
         assert np.array_equal(r, verification_rendition_ref(img))
-        assert np.array_equal(block_dct(r, wm.US, wm.VS), block_dct_ref(r, wm.US, wm.VS))
+        assert np.array_equal(block_dct(r, vf.US, vf.VS), block_dct_ref(r, vf.US, vf.VS))
         grey = np.ascontiguousarray(img[:, :, 1])
         assert np.array_equal(verification_rendition(grey), verification_rendition_ref(grey))
 
@@ -53,15 +54,15 @@ def test_rendition_and_block_dct_equal_their_references(real, marked):
 def test_soft_values_viterbi_and_verdict_equal_their_references(real, marked):
     for img in _copies(real, marked):
         r = verification_rendition(img)
-        soft = wm.coded_soft(r, KEY)
-        assert np.array_equal(soft, wm.coded_soft(r, KEY, reference=True))
-        clipped = wm.clip_soft(soft)
+        soft = vf.coded_soft(r, KEY)
+        assert np.array_equal(soft, vf.coded_soft(r, KEY, reference=True))
+        clipped = vf.clip_soft(soft)
         assert np.array_equal(ecc.viterbi(clipped, ecc.INFO_BITS), ecc.viterbi_ref(clipped, ecc.INFO_BITS))
-        assert wm.extract_from_rendition(r, KEY) == wm.extract_from_rendition_ref(r, KEY)
+        assert vf.extract_from_rendition(r, KEY) == vf.extract_from_rendition_ref(r, KEY)
     # ... and the verdicts are right: the photo carries nothing, every marked copy the payload.
-    verdicts = [wm.extract_from_rendition(verification_rendition(c), KEY) for c in _copies(real, marked)]
+    verdicts = [vf.extract_from_rendition(verification_rendition(c), KEY) for c in _copies(real, marked)]
     assert verdicts == [None, PAYLOAD, PAYLOAD, PAYLOAD]
-    assert wm.extract_from_rendition(verification_rendition(marked), bytes(10)) is None
+    assert vf.extract_from_rendition(verification_rendition(marked), bytes(10)) is None
 
 
 def test_mark_quality_and_a_blind_crop(real, marked):
@@ -69,7 +70,7 @@ def test_mark_quality_and_a_blind_crop(real, marked):
     assert wm.image_ssim(real, marked) >= 0.98
     h, w = marked.shape[:2]
     cropped = np.ascontiguousarray(marked[h // 10 : h // 10 + h * 4 // 5, w // 20 : w // 20 + w * 4 // 5])
-    assert wm.extract_from_rendition(verification_rendition(cropped), KEY) is None  # needs re-alignment
+    assert vf.extract_from_rendition(verification_rendition(cropped), KEY) is None  # needs re-alignment
     assert sync.extract_with_sync(cropped, KEY) == PAYLOAD
 
 

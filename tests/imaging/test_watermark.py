@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from node.imaging import verify as vf
 from node.imaging import watermark as wm
 from node.imaging.rendition import verification_rendition
 from tests.imaging.conftest import natural_image
@@ -32,18 +33,18 @@ def test_roundtrip_full_image_and_rendition(photo, marked):
     assert _psnr(photo, marked) > 40.0
     assert wm.extract(marked, KEY) == PAYLOAD
     r = verification_rendition(marked)
-    assert wm.extract_from_rendition(r, KEY) == PAYLOAD
+    assert vf.extract_from_rendition(r, KEY) == PAYLOAD
     assert wm.extract(r, KEY) == PAYLOAD
 
 
 def test_numba_path_equals_numpy_reference(photo, marked):
     for img in (marked, photo, np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)):
         r = verification_rendition(img)
-        assert np.array_equal(wm.coded_soft(r, KEY), wm.coded_soft(r, KEY, reference=True))
-        assert wm.extract_from_rendition(r, KEY) == wm.extract_from_rendition_ref(r, KEY)
-        c = wm.slot_coefficients(r)
-        unit, sign = wm.layout(KEY, wm.N_SLOTS, 208)
-        assert np.array_equal(wm.unit_sums(c, unit, sign, 208), wm.unit_sums_ref(c, unit, sign, 208))
+        assert np.array_equal(vf.coded_soft(r, KEY), vf.coded_soft(r, KEY, reference=True))
+        assert vf.extract_from_rendition(r, KEY) == vf.extract_from_rendition_ref(r, KEY)
+        c = vf.slot_coefficients(r)
+        unit, sign = wm.layout(KEY, vf.N_SLOTS, 208)
+        assert np.array_equal(vf.unit_sums(c, unit, sign, 208), vf.unit_sums_ref(c, unit, sign, 208))
 
 
 def test_survives_common_edits(marked):
@@ -67,15 +68,15 @@ def test_wrong_key_and_unmarked_give_none(photo, marked):
     r_plain = verification_rendition(photo)
     for _ in range(100):
         k = rng.bytes(10)
-        assert wm.extract_from_rendition(r_marked, k) is None
-        assert wm.extract_from_rendition(r_plain, k) is None
-    assert wm.extract_from_rendition(r_plain, KEY) is None
+        assert vf.extract_from_rendition(r_marked, k) is None
+        assert vf.extract_from_rendition(r_plain, k) is None
+    assert vf.extract_from_rendition(r_plain, KEY) is None
 
 
 def test_grey_and_small_images():
     g = natural_image(4, 256, 256)[:, :, 0]
     m = wm.embed(g, KEY, PAYLOAD)
-    assert m.shape == g.shape and wm.extract_from_rendition(m, KEY) == PAYLOAD
+    assert m.shape == g.shape and vf.extract_from_rendition(m, KEY) == PAYLOAD
     small = natural_image(6, 200, 150)
     assert wm.extract(wm.embed(small, KEY, PAYLOAD), KEY) == PAYLOAD
     smallest = natural_image(7, wm.MIN_EMBED_SIDE, 3 * wm.MIN_EMBED_SIDE)
@@ -102,7 +103,7 @@ def test_bad_arguments(photo):
     with pytest.raises(ValueError):
         wm.embed(photo, KEY, b"\x00" * 7)
     with pytest.raises(ValueError):
-        wm.extract_from_rendition(np.zeros((128, 128), np.uint8), KEY)
+        vf.extract_from_rendition(np.zeros((128, 128), np.uint8), KEY)
 
 
 def ssim_reference(a: np.ndarray, b: np.ndarray) -> float:
@@ -131,7 +132,7 @@ def test_image_ssim_matches_the_standard_definition_on_grey():
 def test_adaptive_strength_spends_headroom_within_the_floor(photo):
     plain = wm.embed(photo, KEY, PAYLOAD, psnr_target=None)
     adaptive = wm.embed(photo, KEY, PAYLOAD)
-    assert wm.extract_from_rendition(verification_rendition(adaptive), KEY) == PAYLOAD
+    assert vf.extract_from_rendition(verification_rendition(adaptive), KEY) == PAYLOAD
     p_plain, p_adaptive = _psnr(photo, plain), _psnr(photo, adaptive)
     if np.array_equal(plain, adaptive):
         return
@@ -195,13 +196,13 @@ def test_apply_delta_matches_numpy_and_the_model_predicts_its_rendition(shape):
     assert mse == pytest.approx(model.mse(delta) + wm.ROUNDING_MSE, rel=0.05)
     # Slot gains: how much of a change of a slot's own coefficient the model passes on, per
     # coefficient position (regressed over all blocks).
-    blocks = np.zeros((wm.N_BLOCKS, 8, 8))
-    sent = rng.normal(0.0, 1.0, (wm.N_BLOCKS, len(wm.POSITIONS)))
-    blocks[:, wm.US, wm.VS] = sent
+    blocks = np.zeros((vf.N_BLOCKS, 8, 8))
+    sent = rng.normal(0.0, 1.0, (vf.N_BLOCKS, len(vf.POSITIONS)))
+    blocks[:, vf.US, vf.VS] = sent
     got = wm._slot_coefficients_float(model.change(wm.block_idct_float(blocks, 256, 256)))
-    got = got.reshape(wm.N_BLOCKS, len(wm.POSITIONS))
+    got = got.reshape(vf.N_BLOCKS, len(vf.POSITIONS))
     gain = (got * sent).sum(axis=0) / (sent * sent).sum(axis=0)
-    expected = model.slot_gain.reshape(wm.N_BLOCKS, len(wm.POSITIONS)).mean(axis=0)
+    expected = model.slot_gain.reshape(vf.N_BLOCKS, len(vf.POSITIONS)).mean(axis=0)
     assert np.abs(gain - expected).max() < 0.05
 
 
@@ -212,8 +213,8 @@ def test_informed_embedding_reaches_the_goal_on_every_unit(photo):
     from node.imaging.ecc import CODED_BITS, encode, pack
 
     marked = wm.embed(photo, KEY, PAYLOAD, psnr_target=None)
-    coeffs = wm.slot_coefficients(verification_rendition(marked)) / 16.0
-    unit, sign = layout(KEY, wm.N_SLOTS, CODED_BITS)
+    coeffs = vf.slot_coefficients(verification_rendition(marked)) / 16.0
+    unit, sign = layout(KEY, vf.N_SLOTS, CODED_BITS)
     means = np.bincount(unit, weights=sign * coeffs, minlength=CODED_BITS) / np.bincount(unit)
     targets = 2.0 * (encode(pack(PAYLOAD, KEY)) ^ scramble_bits(KEY, CODED_BITS)) - 1.0
     reached = targets * means / wm.DEFAULT_STRENGTH

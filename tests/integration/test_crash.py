@@ -16,7 +16,7 @@ import pytest
 from node.core.node import Node
 from node.keys import dev_keypair
 from node.runtime import balances
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import Mortality, SignedExtra, sign_extrinsic
 from tests.chainutil import IMG, transfer_call
 from tests.integration.nodeproc import NodeProcess

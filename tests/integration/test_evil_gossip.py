@@ -15,7 +15,7 @@ from libp2p.network.stream.exceptions import StreamError
 from devnet.harness import Network, eventually
 from node.keys import dev_keypair
 from node.p2p.gossip import full_topic
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import Mortality, SignedExtra, sign_extrinsic
 from tests.chainutil import IMG, transfer_call
 from tests.p2p.test_evil import EvilPeer

@@ -22,7 +22,7 @@ from devnet.harness import Network, eventually
 from node.consensus.finality import Justification, verify_justification
 from node.keys import dev_keypair
 from node.runtime import aura, offences
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import Call, Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
 from tests.chainutil import IMG, transfer_call
 
@@ -144,7 +144,7 @@ def test_equivocating_validator_is_reported_and_disabled(tmp_path):
 
         def disabled_everywhere() -> bool:
             for node in v[:3]:
-                raw = node.client.storage(offences.KEY_DISABLED)
+                raw = node.client.storage(offences.DISABLED.key)
                 if raw is None or dave not in offences.read_disabled(lambda key, raw=raw: raw):
                     return False
             return True

@@ -10,7 +10,7 @@ import pytest
 from node.codec import decode
 from node.keys import dev_keypair
 from node.runtime import balances, system
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import Mortality, SignedExtra, sign_extrinsic
 from tests.chainutil import IMG, transfer_call
 from tests.integration.nodeproc import NodeProcess

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from node.imaging import io as imio
-from node.imaging.watermark import extract, extract_from_rendition
+from node.imaging.verify import extract_from_rendition, rendition_facts
+from node.imaging.watermark import extract
 from node.keys import Keypair
 from node.pod_mining.pipeline import (
     PodError,
@@ -25,7 +26,7 @@ from node.pod_mining.pipeline import (
 )
 from node.pod_mining.verify import ImageDecodeError, analyse_image_bytes, decode_image_bytes
 from node.runtime import copyright
-from node.runtime.executive import lookup_call
+from node.runtime.runtime import RUNTIME
 from node.types import IMMORTAL, SignedExtra
 from tests.imaging.conftest import natural_image
 from tests.runtime.conftest import SMALL_POD
@@ -65,7 +66,7 @@ def test_jpeg_upload_writes_a_jpeg_copy_that_verifies(jpeg_file: Path, bob: Keyp
     assert extract(marked, KEY) == up.payload
     rendition = np.frombuffer(up.rendition, dtype=np.uint8).reshape(256, 256)
     assert extract_from_rendition(rendition, KEY) == up.payload
-    assert copyright.rendition_facts(up.rendition, KEY)[0] == up.phash
+    assert rendition_facts(up.rendition, KEY).phash == up.phash
     assert jpeg_file.read_bytes() != up.watermarked.read_bytes()  # the original is untouched
 
 
@@ -178,7 +179,7 @@ def test_signed_registration_registers_on_a_chain(dev_spec, photo: np.ndarray, b
         photo, genesis_hash=GENESIS, uploader=bob.account_id, sha256=b"\x02" * 32, format_code=1, is_raw=False,
         title="t", creator="c", description="d",
     )  # fmt: skip
-    spec, args = lookup_call(register_call(up))  # the runtime parses the arguments as built
+    spec, args = RUNTIME.lookup_call(register_call(up))  # the runtime parses the arguments as built
     assert spec.full_name == "copyright.register" and args[8] == up.rendition
     ext = sign_registration(bob, up, SignedExtra(GENESIS, 1, 0, 0, IMMORTAL))
     (result,) = chain.block(ext)

@@ -13,7 +13,7 @@ from node.codec import u128_to_bytes
 from node.consensus.aura import slot_at
 from node.core.node import Node
 from node.keys import Keypair, dev_keypair
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import IMMORTAL, Block, Call, Mortality, SignedExtra, sign_extrinsic
 
 ALICE = dev_keypair("//Alice")

@@ -35,7 +35,7 @@ from node.pod_mining.pipeline import PreparedUpload, prepare_image, sign_registr
 from node.rpc import errors
 from node.rpc.methods import MAX_VERIFY_IMAGE_BYTES
 from node.runtime import copyright, emission, licensing
-from node.runtime.executive import SPEC_VERSION
+from node.runtime.runtime import SPEC_VERSION
 from node.types import IMMORTAL, Call, SignedExtra, sign_extrinsic
 from node.units import format_img
 from tests.imaging.conftest import natural_image

@@ -22,15 +22,9 @@ from node.imaging.rendition import verification_rendition
 from node.imaging.watermark import embed
 from node.keys import Keypair
 from node.runtime import balances, copyright, emission, pod, system
-from node.runtime.executive import (
-    InvalidTransaction,
-    apply_extrinsic,
-    finalize_block,
-    initialize_block,
-    timestamp_inherent,
-    validate_transaction,
-)
-from node.runtime.support import Event
+from node.runtime.executive import InvalidTransaction, timestamp_inherent
+from node.runtime.runtime import RUNTIME
+from node.runtime.support import EventRecord
 from node.types import Call, Header, aura_pre_digest
 from tests.chainutil import IMG, signed
 from tests.imaging.conftest import natural_image
@@ -133,13 +127,13 @@ def make_upload(
 @dataclass
 class Result:
     ok: bool
-    events: list[Event]
+    events: list[EventRecord]
     fee: int
 
     def names(self) -> list[tuple[str, str]]:
         return [(e.module, e.name) for e in self.events]
 
-    def event(self, module: str, name: str) -> Event:
+    def event(self, module: str, name: str) -> EventRecord:
         found = [e for e in self.events if (e.module, e.name) == (module, name)]
         assert found, f"no {module}.{name} in {self.names()}"
         return found[0]
@@ -190,19 +184,19 @@ class Chain:
         self.slot += 1
         parent = GENESIS if self.number == 1 else self.number.to_bytes(32, "big")
         header = Header(parent, self.number, b"\x00" * 32, b"\x00" * 32, (aura_pre_digest(self.slot),))
-        ctx = initialize_block(self.get, header)
-        apply_extrinsic(ctx, GENESIS, timestamp_inherent(self.slot * ctx.params.slot_ms))
+        ctx = RUNTIME.initialize_block(self.get, header)
+        RUNTIME.apply_extrinsic(ctx, GENESIS, timestamp_inherent(self.slot * ctx.params.slot_ms))
         results = []
         try:
             for ext in extrinsics:
                 before, fees_before = len(ctx.events), ctx.fees_collected
-                ok = apply_extrinsic(ctx, GENESIS, ext)
+                ok = RUNTIME.apply_extrinsic(ctx, GENESIS, ext)
                 results.append(Result(ok, ctx.events[before:], ctx.fees_collected - fees_before))
         except InvalidTransaction:
             self.number -= 1
             self.nonces.clear()
             raise
-        for key, value in finalize_block(ctx).items():
+        for key, value in RUNTIME.finalize_block(ctx).items():
             if value is None:
                 self.state.pop(key, None)
             else:
@@ -216,7 +210,7 @@ class Chain:
         return result
 
     def validate(self, who: Keypair, call: Call) -> None:
-        validate_transaction(self.get, GENESIS, signed(who, call, GENESIS, self._nonce(who)), self.number)
+        RUNTIME.validate_transaction(self.get, GENESIS, signed(who, call, GENESIS, self._nonce(who)), self.number)
 
     def _nonce(self, who: Keypair) -> int:
         return system.read_account(self.get, who.account_id).nonce

@@ -352,12 +352,12 @@ def test_watermark_derivations_are_public_and_fixed():
 
 def test_dispatch_rechecks_the_claim(chain, bob):
     """A register reaching dispatch without the validity hook (nested calls) fails, changing nothing."""
-    from node.runtime.executive import initialize_block
+    from node.runtime.runtime import RUNTIME
     from node.runtime.support import DispatchError, Origin
     from node.types import Header, aura_pre_digest
 
     up = make_upload(bob.account_id, 13)
-    ctx = initialize_block(
+    ctx = RUNTIME.initialize_block(
         chain.get, Header(b"\x01" * 32, chain.number + 1, b"", b"", (aura_pre_digest(chain.slot + 1),))
     )
     spec = copyright.register.call_spec
@@ -370,7 +370,7 @@ def test_dispatch_rechecks_the_claim(chain, bob):
 
 def test_payload_collision_is_refused_naming_the_holder(chain, bob):
     up = make_upload(bob.account_id, 21)
-    chain.state[copyright.payload_key(up.payload)] = (7).to_bytes(8, "big")  # as if registration 7 had it
+    chain.state[copyright.BY_PAYLOAD.key(up.payload)] = (7).to_bytes(8, "big")  # as if registration 7 had it
     assert chain.run(bob, up.call()).failure == ("copyright.PayloadTaken", 7)
 
 
@@ -378,4 +378,4 @@ def test_untagging_the_last_tag_clears_the_list(chain, bob):
     assert chain.run(bob, make_upload(bob.account_id, 22).call()).ok
     assert chain.run(bob, Call("copyright", "tag", (1, "only"))).ok
     assert chain.run(bob, Call("copyright", "untag", (1, "only"))).ok
-    assert copyright.tags_key(1) not in chain.state
+    assert copyright.TAGS.key(1) not in chain.state

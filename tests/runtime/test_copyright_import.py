@@ -12,7 +12,8 @@ from node.core.importer import ImportError_
 from node.core.txpool import PoolRejected
 from node.keys import dev_keypair
 from node.runtime import copyright
-from node.runtime.executive import InvalidBlock, execute_block
+from node.runtime.executive import InvalidBlock
+from node.runtime.runtime import RUNTIME
 from node.types import Block, merkle_root
 from tests.chainutil import signed
 from tests.runtime.copyright_util import make_upload
@@ -64,7 +65,7 @@ def test_block_with_a_mismatching_rendition_is_rejected(author, follower, bob, t
     forged = with_extrinsics(empty, [*empty.extrinsics, bad])
     parent_state = follower.chain.best_state()
     with pytest.raises(InvalidBlock, match="InvalidCall"):
-        execute_block(parent_state, forged, genesis)
+        RUNTIME.execute_block(parent_state, forged, genesis)
     with pytest.raises(ImportError_) as refused:
         follower.import_block(forged)
     assert "invalid block: extrinsic 1: InvalidCall" in refused.value.reason

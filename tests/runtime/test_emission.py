@@ -170,10 +170,10 @@ def test_rewards_are_within_one_base_unit_of_exact(params):
 
 
 def test_reward_mints_and_tracks_generated(chain, bob):
-    from node.runtime.executive import initialize_block
+    from node.runtime.runtime import RUNTIME
     from node.types import Header, aura_pre_digest
 
-    ctx = initialize_block(
+    ctx = RUNTIME.initialize_block(
         chain.get, Header(b"\x01" * 32, chain.number + 1, b"", b"", (aura_pre_digest(chain.slot + 1),))
     )
     before = balances.total_issuance(ctx)
@@ -189,11 +189,11 @@ def test_reward_mints_and_tracks_generated(chain, bob):
 
 
 def test_no_rewards_without_emission_params(chain, bob):
-    from node.runtime.executive import initialize_block
+    from node.runtime.runtime import RUNTIME
     from node.types import Header, aura_pre_digest
 
     del chain.state[emission.KEY_PARAMS]
-    ctx = initialize_block(
+    ctx = RUNTIME.initialize_block(
         chain.get, Header(b"\x01" * 32, chain.number + 1, b"", b"", (aura_pre_digest(chain.slot + 1),))
     )
     assert emission.reward(ctx, bob.account_id) == 0

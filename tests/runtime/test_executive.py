@@ -11,15 +11,8 @@ from node.chain_spec import ChainSpec, genesis_storage
 from node.codec import encode
 from node.keys import Keypair, dev_keypair
 from node.runtime import balances, system, vesting
-from node.runtime.executive import (
-    InvalidReason,
-    InvalidTransaction,
-    apply_extrinsic,
-    finalize_block,
-    initialize_block,
-    timestamp_inherent,
-    validate_transaction,
-)
+from node.runtime.executive import InvalidReason, InvalidTransaction, timestamp_inherent
+from node.runtime.runtime import RUNTIME
 from node.runtime.support import BlockContext
 from node.types import Call, Header, Mortality, aura_pre_digest
 from tests.chainutil import IMG, signed, transfer_call
@@ -34,13 +27,13 @@ def state(dev_spec: ChainSpec) -> dict[bytes, bytes]:
 
 def open_block(state: dict[bytes, bytes], number: int = 1, slot: int = 1000) -> BlockContext:
     header = Header(b"\x00" * 32, number, b"\x00" * 32, b"\x00" * 32, (aura_pre_digest(slot),))
-    ctx = initialize_block(state.get, header)
-    apply_extrinsic(ctx, GENESIS, timestamp_inherent(slot * ctx.params.slot_ms))
+    ctx = RUNTIME.initialize_block(state.get, header)
+    RUNTIME.apply_extrinsic(ctx, GENESIS, timestamp_inherent(slot * ctx.params.slot_ms))
     return ctx
 
 
 def close_block(state: dict[bytes, bytes], ctx: BlockContext) -> None:
-    for key, value in finalize_block(ctx).items():
+    for key, value in RUNTIME.finalize_block(ctx).items():
         if value is None:
             state.pop(key, None)
         else:
@@ -66,7 +59,7 @@ def test_transfer_moves_amount_charges_fee_and_pays_author(state, alice, bob):
     before_alice, before_bob, before_issuance = account(state, alice), account(state, bob), issuance(state)
     ctx = open_block(state)
     ext = signed(bob, transfer_call(alice.account_id, 5 * IMG), GENESIS, nonce=0)
-    assert apply_extrinsic(ctx, GENESIS, ext) is True
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, ext) is True
     fee = system.fee_for(ctx.params, len(ext), 100_000)
     close_block(state, ctx)
 
@@ -84,7 +77,7 @@ def test_failed_call_rolls_back_but_pays_fee_and_nonce(state, alice, bob):
     ctx = open_block(state)
     too_much = before.free * 2
     ext = signed(bob, transfer_call(alice.account_id, too_much), GENESIS, nonce=0)
-    assert apply_extrinsic(ctx, GENESIS, ext) is False
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, ext) is False
     close_block(state, ctx)
     after = account(state, bob)
     assert after.nonce == 1
@@ -99,9 +92,9 @@ def test_existential_deposit_and_reaping(state, bob):
     ctx = open_block(state)
     ed = ctx.params.existential_deposit
     below = signed(bob, transfer_call(newcomer.account_id, ed - 1), GENESIS, nonce=0)
-    assert apply_extrinsic(ctx, GENESIS, below) is False  # cannot create an account below the ED
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, below) is False  # cannot create an account below the ED
     fund = signed(bob, transfer_call(newcomer.account_id, 1 * IMG), GENESIS, nonce=1)
-    assert apply_extrinsic(ctx, GENESIS, fund) is True
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, fund) is True
     close_block(state, ctx)
     assert account(state, newcomer).free == 1 * IMG
 
@@ -110,7 +103,7 @@ def test_existential_deposit_and_reaping(state, bob):
     fee = system.fee_for(ctx.params, 200, 100_000)
     send_all = 1 * IMG - fee * 2
     keep = signed(newcomer, transfer_call(bob.account_id, send_all, keep_alive=True), GENESIS, nonce=0)
-    assert apply_extrinsic(ctx, GENESIS, keep) is False
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, keep) is False
     close_block(state, ctx)
     before_issuance = issuance(state)
     remaining = account(state, newcomer).free
@@ -118,7 +111,7 @@ def test_existential_deposit_and_reaping(state, bob):
     ext = signed(newcomer, transfer_call(bob.account_id, remaining // 2), GENESIS, nonce=1)
     fee = system.fee_for(ctx.params, len(ext), 100_000)
     ext = signed(newcomer, transfer_call(bob.account_id, remaining - fee - ed // 2), GENESIS, nonce=1)
-    assert apply_extrinsic(ctx, GENESIS, ext) is True
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, ext) is True
     close_block(state, ctx)
     assert system.account_key(newcomer.account_id) not in state  # reaped
     assert issuance(state) == before_issuance - ed // 2  # the dust was burned
@@ -128,7 +121,7 @@ def test_existential_deposit_and_reaping(state, bob):
 def test_burn_lowers_issuance(state, bob):
     before = issuance(state)
     ctx = open_block(state)
-    assert apply_extrinsic(ctx, GENESIS, signed(bob, Call("balances", "burn", ((7 * IMG).to_bytes(16, "big"),)), GENESIS, 0))
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, Call("balances", "burn", ((7 * IMG).to_bytes(16, "big"),)), GENESIS, 0))
     close_block(state, ctx)
     assert issuance(state) == before - 7 * IMG == total_balances(state)
 
@@ -142,24 +135,24 @@ def test_vesting_releases_by_block_timestamp(state, dev_spec):
 
     # Before 6 months nothing unlocks; a transfer of locked funds fails.
     ctx = open_block(state, slot=genesis_slot + 5 * month_slots)
-    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 0))
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 0))
     close_block(state, ctx)
     grant = 3_150_000_000 * IMG
     assert account(state, eve).frozen == grant
 
     # Six months after genesis: 50% unlocked; one month later 60%.
     ctx = open_block(state, number=2, slot=genesis_slot + 6 * month_slots + 1)
-    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 1))
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 1))
     close_block(state, ctx)
     assert account(state, eve).frozen == grant - grant // 2
     ctx = open_block(state, number=3, slot=genesis_slot + 7 * month_slots + 1)
-    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 2))
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 2))
     close_block(state, ctx)
     assert account(state, eve).frozen == grant - grant // 2 - grant // 10
 
     # Eleven months: everything is free and the schedule is gone.
     ctx = open_block(state, number=4, slot=genesis_slot + 11 * month_slots + 1)
-    assert apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 3))
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(eve, Call("vesting", "vest", ()), GENESIS, 3))
     close_block(state, ctx)
     assert account(state, eve).frozen == 0
     assert vesting.schedule_key(eve.account_id) not in state
@@ -169,7 +162,7 @@ def test_locked_funds_cannot_move(state, alice):
     dave = dev_keypair("//Dave")  # team: locked for two years
     ctx = open_block(state)
     # Fees may come from locked funds (so `vest` can be called), transfers may not.
-    assert apply_extrinsic(ctx, GENESIS, signed(dave, transfer_call(alice.account_id, IMG), GENESIS, 0)) is False
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(dave, transfer_call(alice.account_id, IMG), GENESIS, 0)) is False
     failed = [e for e in ctx.events if e.name == "ExtrinsicFailed"]
     assert failed[0].fields == ("balances.InsufficientBalance",)
 
@@ -179,8 +172,8 @@ def test_sudo_dispatches_root_calls_only_for_the_key(state, alice, bob):
     inner = Call("balances", "force_set_balance", (target, (5 * IMG).to_bytes(16, "big")))
     before = issuance(state)
     ctx = open_block(state)
-    assert apply_extrinsic(ctx, GENESIS, signed(bob, Call("sudo", "sudo", (inner.to_wire(),)), GENESIS, 0)) is False
-    assert apply_extrinsic(ctx, GENESIS, signed(alice, Call("sudo", "sudo", (inner.to_wire(),)), GENESIS, 0)) is True
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, Call("sudo", "sudo", (inner.to_wire(),)), GENESIS, 0)) is False
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(alice, Call("sudo", "sudo", (inner.to_wire(),)), GENESIS, 0)) is True
     close_block(state, ctx)
     assert account(state, target).free == 5 * IMG
     assert issuance(state) == before + 5 * IMG == total_balances(state)
@@ -189,7 +182,7 @@ def test_sudo_dispatches_root_calls_only_for_the_key(state, alice, bob):
 def test_root_call_cannot_be_signed_directly(state, alice):
     call = Call("balances", "force_set_balance", (alice.account_id, (1).to_bytes(16, "big")))
     with pytest.raises(InvalidTransaction) as info:
-        validate_transaction(state.get, GENESIS, signed(alice, call, GENESIS, 0), 0)
+        RUNTIME.validate_transaction(state.get, GENESIS, signed(alice, call, GENESIS, 0), 0)
     assert info.value.reason is InvalidReason.BAD_ORIGIN
 
 
@@ -199,11 +192,11 @@ def test_each_invalid_transaction_has_its_own_reason(state, alice, bob):
 
     def reason(encoded: bytes, best: int = 0) -> InvalidReason:
         with pytest.raises(InvalidTransaction) as info:
-            validate_transaction(state.get, GENESIS, encoded, best)
+            RUNTIME.validate_transaction(state.get, GENESIS, encoded, best)
         return info.value.reason
 
     good = signed(bob, call, GENESIS, 0)
-    validate_transaction(state.get, GENESIS, good, 0)
+    RUNTIME.validate_transaction(state.get, GENESIS, good, 0)
     tampered = bytearray(good)
     tampered[-3] ^= 1  # inside the call's amount: the signature no longer matches
     assert reason(bytes(tampered)) is InvalidReason.BAD_PROOF
@@ -218,29 +211,29 @@ def test_each_invalid_transaction_has_its_own_reason(state, alice, bob):
 
     # Stale nonce: after bob's nonce 0 is used.
     ctx = open_block(state)
-    apply_extrinsic(ctx, GENESIS, good)
+    RUNTIME.apply_extrinsic(ctx, GENESIS, good)
     close_block(state, ctx)
     assert reason(signed(bob, call, GENESIS, 0)) is InvalidReason.STALE
     # A future nonce is valid for the pool (it waits) but not in a block.
-    assert validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 5), 1).nonce == 5
+    assert RUNTIME.validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 5), 1).nonce == 5
     ctx = open_block(state, number=2, slot=1001)
     with pytest.raises(InvalidTransaction) as info:
-        apply_extrinsic(ctx, GENESIS, signed(bob, call, GENESIS, 5))
+        RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, call, GENESIS, 5))
     assert info.value.reason is InvalidReason.FUTURE
 
 
 def test_inherent_rules(state, bob, alice):
     header = Header(b"\x00" * 32, 1, b"\x00" * 32, b"\x00" * 32, (aura_pre_digest(1000),))
-    ctx = initialize_block(state.get, header)
+    ctx = RUNTIME.initialize_block(state.get, header)
     # A signed transaction cannot come first, and the timestamp must be the slot's start.
     with pytest.raises(InvalidTransaction):
-        apply_extrinsic(ctx, GENESIS, signed(bob, transfer_call(alice.account_id, IMG), GENESIS, 0))
-    ctx = initialize_block(state.get, header)
+        RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, transfer_call(alice.account_id, IMG), GENESIS, 0))
+    ctx = RUNTIME.initialize_block(state.get, header)
     with pytest.raises(InvalidTransaction):
-        apply_extrinsic(ctx, GENESIS, timestamp_inherent(1000 * ctx.params.slot_ms + 1))
+        RUNTIME.apply_extrinsic(ctx, GENESIS, timestamp_inherent(1000 * ctx.params.slot_ms + 1))
     ctx = open_block(state)
     with pytest.raises(InvalidTransaction):  # a second inherent is refused
-        apply_extrinsic(ctx, GENESIS, timestamp_inherent(1000 * ctx.params.slot_ms))
+        RUNTIME.apply_extrinsic(ctx, GENESIS, timestamp_inherent(1000 * ctx.params.slot_ms))
 
 
 def test_authority_set_change_takes_effect_at_its_block(state, alice, bob):
@@ -251,10 +244,10 @@ def test_authority_set_change_takes_effect_at_its_block(state, alice, bob):
     ctx = open_block(state, number=1, slot=1000)
     # Only root may schedule: a signed call is not even a valid transaction; through sudo it works.
     with pytest.raises(InvalidTransaction):
-        apply_extrinsic(ctx, GENESIS, signed(bob, schedule, GENESIS, 0))
-    assert apply_extrinsic(ctx, GENESIS, signed(alice, Call("sudo", "sudo", (schedule.to_wire(),)), GENESIS, 0))
+        RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, schedule, GENESIS, 0))
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, signed(alice, Call("sudo", "sudo", (schedule.to_wire(),)), GENESIS, 0))
     close_block(state, ctx)
-    state[offences.KEY_DISABLED] = encode([bob.public.data])
+    state[offences.DISABLED.key] = encode([bob.public.data])
     assert aura.read_set_id(state.get) == 0
     ctx = open_block(state, number=2, slot=1001)
     close_block(state, ctx)
@@ -263,5 +256,5 @@ def test_authority_set_change_takes_effect_at_its_block(state, alice, bob):
     close_block(state, ctx)
     assert aura.read_authorities(state.get) == new_set
     assert aura.read_set_id(state.get) == 1
-    assert offences.KEY_DISABLED not in state  # a new set starts with nobody disabled
+    assert offences.DISABLED.key not in state  # a new set starts with nobody disabled
     assert ("aura", "NewAuthorities") in [(e.module, e.name) for e in ctx.events]

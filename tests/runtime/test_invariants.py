@@ -132,7 +132,7 @@ class CopyrightChain(RuleBasedStateMachine):
         target = SMALL.cap - remaining
         if target > self.chain.generated():
             self.expected_generated += target - self.chain.generated()
-            self.chain.state[emission.KEY_GENERATED] = u128(target)
+            self.chain.state[emission.GENERATED.key] = u128(target)
 
     # -- invariants -------------------------------------------------------------------------------
 

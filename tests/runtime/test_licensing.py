@@ -189,7 +189,7 @@ def test_stale_offer_cannot_be_bought(listed, bob, charlie, alice):
                                    record.versions)  # fmt: skip
     from node.codec import encode
 
-    chain.state[copyright.registration_key(1)] = encode(moved.to_wire())
+    chain.state[copyright.REGISTRATIONS.key(1)] = encode(moved.to_wire())
     assert chain.run(alice, purchase(1)).failure == ("licensing.OfferStale", 1)
 
 
@@ -209,4 +209,4 @@ def test_withdrawing_the_last_offer_clears_the_list(listed, bob):
     chain = listed
     assert chain.run(bob, offer_rf(IMG)).ok
     assert chain.run(bob, Call("licensing", "withdraw_offer", (1,))).ok
-    assert licensing.offers_key(1) not in chain.state and licensing.offer_key(1) not in chain.state
+    assert licensing.OPEN_OFFERS.key(1) not in chain.state and licensing.OFFERS.key(1) not in chain.state

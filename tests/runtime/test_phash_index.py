@@ -89,10 +89,10 @@ def test_buckets_page_and_keep_every_entry():
     base = 0xFFFF_0000_AAAA_5000
     entries = [(i + 1, base | i) for i in range(600)]
     state = indexed(entries)
-    head = state[copyright.phash_bucket_key(0, base >> 51)]
+    head = state[copyright.PHASH_PAGE_COUNT.key((0, base >> 51))]
     assert int.from_bytes(head, "big") == 3
     assert (
-        len(state[copyright.phash_page_key(0, base >> 51, 0)])
+        len(state[copyright.PHASH_PAGES.key((0, base >> 51, 0))])
         == copyright.PAGE_ENTRIES * copyright.ENTRY_BYTES
     )
     for query, radius in ((base, 0), (base | 7, 3), (base | 0x3FF, 8)):

@@ -110,7 +110,7 @@ def test_no_emission_params_means_no_reward(chain, bob):
 
 def test_exhausted_emission_still_registers(chain, bob):
     params = emission.read_params(chain.get)
-    chain.state[emission.KEY_GENERATED] = u128(params.cap - 1)
+    chain.state[emission.GENERATED.key] = u128(params.cap - 1)
     result = chain.run(bob, make_upload(bob.account_id, 62).call())
     assert result.ok and not_rewarded_reason(result) == "EmissionExhausted"
     assert chain.generated() == params.cap - 1
