@@ -180,9 +180,9 @@ def _register_groups() -> None:
     """Subcommand groups that live next to their own code."""
     from devnet.cli import devnet_group
     from node.commands.copyright import license_group  # also adds `image register` and `image verify`
+    from node.commands.image import image_group
     from node.commands.key import key_group
     from node.commands.wallet import account_group, chain_group, tx_group
-    from node.imaging.cli import image_group
 
     for group in (key_group, tx_group, account_group, chain_group, image_group, license_group, devnet_group):
         cli.add_command(group)

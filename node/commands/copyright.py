@@ -1,6 +1,6 @@
 """Copyright commands: `imagechain image register|verify` and `imagechain license offer|buy|list`.
 
-`register` and `verify` join the imaging tools' `image` group (`node.imaging.cli.image_group`);
+`register` and `verify` join the imaging tools' `image` group (`node.commands.image.image_group`);
 `license` is a group of its own (`license_group`). Like the wallet commands they talk to a node
 over JSON-RPC (`--url` or IMAGECHAIN_RPC_URL) through `node.client.RpcClient`, sign with
 `--from` (keystore file, dev URI or 0x seed), and print `key: value` lines a script can read.
@@ -18,8 +18,9 @@ from typing import Any
 import click
 
 from node.client import CallFailed, RpcClient, RpcError, TransactionFailed
+from node.client.licensing import buy_licence, offer_licence_rf, offer_licence_rm
+from node.commands.image import image_group
 from node.commands.wallet import _SCHEME_CHOICE, _account_id, _amount, _client, _signer, _url_option
-from node.imaging.cli import image_group
 from node.keys import encode_address
 from node.runtime import licensing
 from node.units import format_img
@@ -122,6 +123,7 @@ def register_command(
     it back with `imagechain image verify`. Publish the copy, not the original.
     """
     from node.pod_mining.pipeline import PodError
+    from node.pod_mining.upload import register_image
 
     from_ = _signer(sender, scheme, password_file)
     tip_value = _amount(tip, "--tip")
@@ -132,9 +134,9 @@ def register_command(
     with _client(url) as client, progress:
         click.echo(f"Watermarking {file} ({size:,} bytes) for {from_.address}...", err=True)
         try:
-            result = client.register_image(
-                from_, file, title, creator, description, raw=raw, out=out, progress=progress, wait=not no_wait,
-                tip=tip_value,
+            result = register_image(
+                client, from_, file, title, creator, description, raw=raw, out=out, progress=progress,
+                wait=not no_wait, tip=tip_value,
             )  # fmt: skip
         except PodError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -356,13 +358,13 @@ def offer_command(
         try:
             if rm:
                 assert duration is not None
-                offer_id = client.offer_licence_rm(
-                    from_, registration_id, value, use=use, territory=territory, duration_ms=_duration_ms(duration),
-                    run_size=run_size, exclusive=exclusive, tip=tip_value,
+                offer_id = offer_licence_rm(
+                    client, from_, registration_id, value, use=use, territory=territory,
+                    duration_ms=_duration_ms(duration), run_size=run_size, exclusive=exclusive, tip=tip_value,
                 )  # fmt: skip
             else:
-                offer_id = client.offer_licence_rf(
-                    from_, registration_id, value, max_resolution, tip=tip_value
+                offer_id = offer_licence_rf(
+                    client, from_, registration_id, value, max_resolution, tip=tip_value
                 )
         except CallFailed as exc:
             raise click.ClickException(f"offer refused: {exc}") from exc
@@ -382,7 +384,7 @@ def buy_command(
     from_ = _signer(sender, scheme, password_file)
     with _client(url) as client:
         try:
-            purchase = client.buy_licence(from_, offer_id, tip=tip_value)
+            purchase = buy_licence(client, from_, offer_id, tip=tip_value)
         except CallFailed as exc:
             raise click.ClickException(f"purchase refused: {exc}") from exc
         click.echo(f"licence: {purchase.licence_id}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from node.client import DEFAULT_URL, RpcClient, RpcClientError
+from node.client import DEFAULT_URL, RpcClient, RpcClientError, transfer
 from node.keys import AddressError, Keypair, Scheme, decode_address, dev_keypair, encode_address
 from node.keystore import KeystoreError, load_signer, read_password_file
 from node.units import format_img, parse_img
@@ -144,8 +144,8 @@ def transfer_command(
             f"Amount:    {format_img(value)} IMG"
             + (f" (tip {format_img(tip_value)} IMG)" if tip_value else "")
         )
-        ext_hash, block_hash = client.transfer(
-            signer, dest_id, value, tip=tip_value, mortal_period=mortality, wait=not no_wait
+        ext_hash, block_hash = transfer(
+            client, signer, dest_id, value, tip=tip_value, mortal_period=mortality, wait=not no_wait
         )
         click.echo(f"Extrinsic: {_hex(ext_hash)}")
         if block_hash is None:

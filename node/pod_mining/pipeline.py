@@ -19,8 +19,9 @@ One function per step, in the order they run (`prepare_file` chains them):
 5. check the claim locally with the runtime's own validity rule (`copyright.check_claim`: the
    validators' integer pHash and watermark extraction on the rendition). A claim that fails
    here would be refused by every pool, so it is never submitted (and never costs a fee).
-6. `register_call` and `sign_registration` build and sign the extrinsic; `RpcClient` fetches
-   the nonce, mortality and genesis hash and submits it (`RpcClient.register_image`).
+6. `register_call` and `sign_registration` build and sign the extrinsic; through a node,
+   `node.pod_mining.upload.register_image` fetches the nonce, mortality and genesis hash and
+   submits it.
 
 Nothing here talks to a node: the genesis hash comes in as an argument, so the pipeline can run
 offline and be tested without a chain. No blob store exists yet, so `blob_roots` stays empty.
@@ -282,7 +283,7 @@ def prepare_file(
     The copy goes to `out` (overwritten if it exists: the caller chose it) or next to the file
     (<name>.imagechain.png/.jpg), which must not exist yet: it may be the published copy of an
     earlier registration. `preflight(sha256)` runs right after hashing, before the slow steps;
-    the client uses it to stop at once when the chain already has this exact file.
+    `upload.register_image` uses it to stop at once when the chain already has this exact file.
     """
     source = Path(path)
     if not source.is_file():

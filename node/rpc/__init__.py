@@ -6,8 +6,12 @@ Where to look:
                trio worker; request/batch/message/subscription/connection limits (`RpcLimits`).
 * `jsonrpc`  -- the dispatcher (single, batch, notifications, standard error codes) and the typed
                method table.
-* `methods`  -- every method, Substrate's names and JSON shapes (`rpc_methods` lists them,
-               `rpc.discover` returns the OpenRPC document).
+* `methods`  -- every method, one module per family (`substrate`, `network`, `copyright`,
+               `licensing`, `emission`; `rpc_methods` lists them, `rpc.discover` returns the
+               OpenRPC document); `methods.TABLE` joins them.
+* `params`, `render`, `state_at` -- what the families share: parameter types, JSON of the
+               runtime's records, the block a query reads.
+* `image_jobs`, `matches` -- `copyright_verifyImage`'s worker-thread limit and match ranking.
 * `errors`   -- error codes and how pool rejections map onto Substrate's author errors.
 * `encoding` -- 0x hex, header and block JSON, shared with the typed client `node.client`.
 

@@ -187,7 +187,8 @@ class MethodTable:
         """Register `async def f(ctx: CallContext, p1: Annotated[...], ...)` under `name`.
 
         The annotations are resolved with `typing.get_type_hints`, so parameter types must be
-        names defined at module level (as in `methods.py`), not inside a function.
+        names the handler's module defines at module level (as the `node.rpc.methods` families
+        do), not names local to a function.
         """
 
         def register(handler: Callable[..., Awaitable[JSON]]) -> Callable[..., Awaitable[JSON]]:
@@ -209,6 +210,13 @@ class MethodTable:
             return handler
 
         return register
+
+    def include(self, other: MethodTable) -> None:
+        """Add every method of another table (one family's); a name already here is an error."""
+        for method in other:
+            if method.name in self._methods:
+                raise ValueError(f"RPC method {method.name} registered twice")
+            self._methods[method.name] = method
 
     def get(self, name: str) -> Method | None:
         return self._methods.get(name)

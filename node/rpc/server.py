@@ -35,7 +35,8 @@ from starlette.websockets import WebSocket
 
 from node.rpc.errors import INVALID_REQUEST, OVERSIZED_REQUEST, TOO_MANY_SUBSCRIPTIONS, RpcError
 from node.rpc.jsonrpc import JSON, CallContext, Dispatcher, error_response
-from node.rpc.methods import TABLE, system_health
+from node.rpc.methods import TABLE
+from node.rpc.methods.substrate import system_health
 
 log = logging.getLogger("node.rpc")
 

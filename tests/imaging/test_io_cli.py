@@ -3,8 +3,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from node.commands.image import image_group
 from node.imaging import io as imio
-from node.imaging.cli import image_group
 from node.imaging.phash import phash
 from tests.imaging.conftest import natural_image
 

@@ -30,11 +30,12 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 import node.commands.copyright  # noqa: F401 - attaches `register` and `verify` to the image group
-from node.client import RegistrationRejected, RpcClient
+from node.client import RpcClient
 from node.commands.copyright import license_group
-from node.imaging.cli import image_group
+from node.commands.image import image_group
 from node.keys import dev_keypair, encode_address
 from node.pod_mining.pipeline import prepare_image
+from node.pod_mining.upload import RegistrationRejected, register_image, submit_registration
 from node.runtime import balances, copyright
 from tests.imaging.conftest import natural_image
 from tests.integration.nodeproc import NodeProcess
@@ -132,7 +133,7 @@ def test_register_verify_version_takeover_reject_and_license(
     # 3. Bob's 1600x1200 export of the same photo: a version of registration 1.
     export = tmp_path / "harbour-1600.png"
     export.write_bytes(encoded(at_size(scene, 1600, 1200), "PNG"))
-    version = client.register_image(BOB, export, "Harbour at dawn (large)")
+    version = register_image(client, BOB, export, "Harbour at dawn (large)")
     assert (version.kind, version.registration_id, version.version_index) == ("version", 1, 1)
     assert version.watermarked == tmp_path / "harbour-1600.imagechain.png"
 
@@ -148,7 +149,7 @@ def test_register_verify_version_takeover_reject_and_license(
         sha256=hashlib.sha256(raw_file).digest(), format_code=copyright.FORMAT_BY_NAME["dng"], is_raw=True,
         title="Harbour at dawn (RAW)",
     )  # fmt: skip
-    takeover = client.submit_registration(CHARLIE, raw_upload)
+    takeover = submit_registration(client, CHARLIE, raw_upload)
     assert (takeover.kind, takeover.registration_id, takeover.previous_owner) == (
         "takeover",
         1,
@@ -169,7 +170,7 @@ def test_register_verify_version_takeover_reject_and_license(
     small = tmp_path / "harbour-small.jpg"
     small.write_bytes(encoded(at_size(scene, 800, 600), "JPEG", quality=90))
     with pytest.raises(RegistrationRejected) as rejected:
-        client.register_image(DAVE, small, "My harbour")
+        register_image(client, DAVE, small, "My harbour")
     assert rejected.value.registration_id == 1 and rejected.value.error == "copyright.NearDuplicate"
     assert "near-duplicate of registration #1" in str(rejected.value)
     assert client.registrations_of(DAVE.account_id) == []

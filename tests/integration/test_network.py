@@ -19,6 +19,7 @@ import time
 import pytest
 
 from devnet.harness import Network, eventually
+from node.client import submit_call
 from node.consensus.finality import Justification, verify_justification
 from node.keys import dev_keypair
 from node.runtime import aura, offences
@@ -166,7 +167,7 @@ def test_authority_set_change_hands_finality_to_the_new_set(tmp_path):
         # Root (sudo: Alice) drops Dave from the set, effective 3 blocks later.
         new_set = [dev_keypair(f"//{name}").public.data for name in ("Alice", "Bob", "Charlie")]
         change = Call("aura", "schedule_change", (new_set, 3))
-        v[0].client.submit_call(dev_keypair("//Alice"), Call("sudo", "sudo", (change.to_wire(),)))
+        submit_call(v[0].client, dev_keypair("//Alice"), Call("sudo", "sudo", (change.to_wire(),)))
         eventually(lambda: aura.read_set_id(lambda key: v[0].client.storage(key)) == 1, 30, "the change enacted")
         enacted_at = v[0].client.header().number
         # The new set finalizes past the change; Dave is no longer needed, so killing him changes nothing.

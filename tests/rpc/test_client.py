@@ -1,4 +1,4 @@
-"""`node.client.RpcClient` round trips against the real node and server.
+"""`node.client.RpcClient` (and `transfer`) round trips against the real node and server.
 
 The client is synchronous, so each test body runs in a worker thread (`trio.to_thread`) while the
 server keeps running in the test's trio loop; the thread reaches back into trio to author blocks.
@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 
-from node.client import NodeUnreachable, NotFound, RpcClient, RpcClientError, RpcError, TxStatus
+from node.client import NodeUnreachable, NotFound, RpcClient, RpcClientError, RpcError, TxStatus, transfer
 from node.codec import blake2b_256
 from node.core.node import Node
 from node.rpc import errors
@@ -100,7 +100,7 @@ async def test_transfer_waits_for_inclusion(server: Server, auto_author: None) -
     def body() -> None:
         with RpcClient(server.url) as client:
             before = client.account(CHARLIE.account_id).free
-            ext_hash, block_hash = client.transfer(ALICE, CHARLIE.account_id, 12 * IMG + IMG // 2, tip=3)
+            ext_hash, block_hash = transfer(client, ALICE, CHARLIE.account_id, 12 * IMG + IMG // 2, tip=3)
             assert block_hash is not None
             block = client.block(block_hash)
             assert ext_hash in [extrinsic_hash(x) for x in block.extrinsics]
@@ -111,7 +111,7 @@ async def test_transfer_waits_for_inclusion(server: Server, auto_author: None) -
             assert included.extra.mortality.period == 64
             assert client.account(CHARLIE.account_id).free == before + 12 * IMG + IMG // 2
             # the next transfer takes the next nonce by itself
-            second, _ = client.transfer(ALICE, CHARLIE.account_id, IMG, mortal_period=0)
+            second, _ = transfer(client, ALICE, CHARLIE.account_id, IMG, mortal_period=0)
             assert client.account(ALICE.account_id).nonce == 2
             assert second != ext_hash
 
@@ -121,7 +121,7 @@ async def test_transfer_waits_for_inclusion(server: Server, auto_author: None) -
 async def test_transfer_without_waiting(server: Server) -> None:
     def body() -> None:
         with RpcClient(server.url) as client:
-            ext_hash, block_hash = client.transfer(ALICE, BOB.account_id, IMG, wait=False)
+            ext_hash, block_hash = transfer(client, ALICE, BOB.account_id, IMG, wait=False)
             assert block_hash is None
             assert [extrinsic_hash(x) for x in client.pending()] == [ext_hash]
 
@@ -206,7 +206,7 @@ async def test_malformed_answers_are_client_errors(server: Server, monkeypatch: 
         )
 
     client = RpcClient(server.url)
-    monkeypatch.setattr(client, "_http", httpx.Client(transport=httpx.MockTransport(handler)))
+    monkeypatch.setattr(client.transport, "_http", httpx.Client(transport=httpx.MockTransport(handler)))
     with pytest.raises(RpcClientError, match="does not hash to"):
         client.header(node.genesis_hash)  # the fake header hashes to something else
     with pytest.raises(RpcClientError, match="malformed"):

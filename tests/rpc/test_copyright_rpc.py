@@ -26,14 +26,16 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 import node.commands.copyright  # noqa: F401 - attaches `register` and `verify` to the image group
-from node.client import RegistrationRejected, RpcClient
+from node.client import RpcClient
+from node.client.licensing import buy_licence, offer_licence_rf, offer_licence_rm
 from node.commands.copyright import license_group
+from node.commands.image import image_group
 from node.core.node import Node
-from node.imaging.cli import image_group
 from node.keys import Keypair, encode_address
 from node.pod_mining.pipeline import PreparedUpload, prepare_image, sign_registration
+from node.pod_mining.upload import RegistrationRejected, submit_registration
 from node.rpc import errors
-from node.rpc.methods import MAX_VERIFY_IMAGE_BYTES
+from node.rpc.methods.copyright import MAX_VERIFY_IMAGE_BYTES
 from node.runtime import copyright, emission, licensing
 from node.runtime.runtime import SPEC_VERSION
 from node.types import IMMORTAL, Call, SignedExtra, sign_extrinsic
@@ -436,20 +438,20 @@ async def test_typed_licensing_and_emission(server: Server, auto_author: None, p
             deadline = time.monotonic() + 20
             while client.get_registration(1) is None and time.monotonic() < deadline:
                 time.sleep(0.05)
-            rm = client.offer_licence_rm(
-                BOB, 1, 40 * IMG, use="editorial", territory="EU", duration_ms=86_400_000, exclusive=True
+            rm = offer_licence_rm(
+                client, BOB, 1, 40 * IMG, use="editorial", territory="EU", duration_ms=86_400_000, exclusive=True
             )
-            rf = client.offer_licence_rf(BOB, 1, 2 * IMG, 1_000_000)
+            rf = offer_licence_rf(client, BOB, 1, 2 * IMG, 1_000_000)
             offers = client.licence_offers(1)
             assert [o.id for o in offers] == [rm, rf] and offers == licensing.offers_of(
                 node.chain.best_state(), 1
             )
-            bought = client.buy_licence(CHARLIE, rm)
+            bought = buy_licence(client, CHARLIE, rm)
             assert (bought.price, bought.fee, bought.registration_id) == (40 * IMG, 40 * IMG // 1000, 1)
             assert bought.expires_at_ms > 0
             # The exclusive licence blocks everyone else.
             with pytest.raises(Exception, match="ExclusiveLicenceActive") as refused:
-                client.buy_licence(ALICE, rf)
+                buy_licence(client, ALICE, rf)
             assert refused.value.detail[0] == bought.licence_id  # type: ignore[attr-defined]
             (licence,) = client.licences_of(CHARLIE.account_id)
             assert licence == licensing.get_licence(node.chain.best_state(), bought.licence_id)
@@ -461,7 +463,7 @@ async def test_typed_licensing_and_emission(server: Server, auto_author: None, p
                     photo, genesis_hash=node.genesis_hash, uploader=CHARLIE.account_id,
                     sha256=hashlib.sha256(b"photo A").digest(), format_code=1, is_raw=False, title="mine",
                 )  # fmt: skip
-                client.submit_registration(CHARLIE, up)
+                submit_registration(client, CHARLIE, up)
             assert (
                 duplicate.value.registration_id == 1 and duplicate.value.error == "copyright.DuplicateSha256"
             )

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from node.rpc import errors, methods
+from node.rpc import errors
+from node.rpc.methods import substrate
 from node.rpc.server import RpcLimits
 from tests.rpc.helpers import StartServer, error, rpc
 
@@ -184,7 +185,7 @@ async def test_method_not_found(http: httpx.AsyncClient) -> None:
         ("chain_getBlockHash", ["12"], "number"),
         ("chain_getBlockHash", ["0x" + "f" * 100], "number"),
         ("chain_getBlockHash", [2**32], "number"),
-        ("chain_getBlockHash", [list(range(methods.MAX_BLOCK_NUMBERS + 1))], "at most"),
+        ("chain_getBlockHash", [list(range(substrate.MAX_BLOCK_NUMBERS + 1))], "at most"),
         ("state_getStorage", [], "missing required parameter 'key'"),
         ("state_getStorage", [None], "missing required parameter 'key'"),
         ("state_getStorage", {"at": None}, "missing required parameter 'key'"),

@@ -1,4 +1,7 @@
-"""``imagechain image ...``: the imaging functions from the command line."""
+"""``imagechain image ...``: the imaging tools (`node.imaging`) from the command line.
+
+`node.commands.copyright` adds `register` and `verify`, which talk to a node, to this group.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import sys
 import click
 import numpy as np
 
-from . import io as imio
-from .chaos import KEY_BYTES
-from .ecc import PAYLOAD_BITS
+from node.imaging import io as imio
+from node.imaging.chaos import KEY_BYTES
+from node.imaging.ecc import PAYLOAD_BITS
 
 
 def _hex_bytes(value: str, n: int, what: str) -> bytes:
@@ -43,7 +46,7 @@ def image_group() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def phash_cmd(file: str) -> None:
     """Print the 64-bit pHash (hex) of FILE."""
-    from .phash import phash
+    from node.imaging.phash import phash
 
     click.echo(f"{phash(_load(file)):016x}")
 
@@ -57,7 +60,7 @@ def phash_cmd(file: str) -> None:
 @click.option("--quality", type=int, default=95, show_default=True, help="JPEG/WebP quality of OUT")
 def watermark_cmd(src: str, dst: str, key: str, payload: str, strength: float | None, quality: int) -> None:
     """Embed PAYLOAD in IN under KEY and write OUT; print the marked pixels' PSNR and SSIM."""
-    from .watermark import DEFAULT_STRENGTH, embed, image_psnr, image_ssim
+    from node.imaging.watermark import DEFAULT_STRENGTH, embed, image_psnr, image_ssim
 
     original = _load(src)
     try:
@@ -80,7 +83,7 @@ def watermark_cmd(src: str, dst: str, key: str, payload: str, strength: float | 
 @click.option("--no-sync", is_flag=True, help="skip the template resynchronisation (crops, small rotations)")
 def extract_cmd(file: str, key: str, no_sync: bool) -> None:
     """Print the payload (hex) carried by FILE under KEY; exit 1 if there is none."""
-    from .watermark import extract
+    from node.imaging.watermark import extract
 
     payload = extract(_load(file), _key(key), sync=not no_sync)
     if payload is None:
@@ -94,7 +97,7 @@ def extract_cmd(file: str, key: str, no_sync: bool) -> None:
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
 def compare_cmd(a: str, b: str) -> None:
     """Print both pHashes and their Hamming distance."""
-    from .phash import hamming, phash
+    from node.imaging.phash import hamming, phash
 
     ha, hb = phash(_load(a)), phash(_load(b))
     click.echo(f"{ha:016x} {hb:016x} distance {hamming(ha, hb)}")
@@ -116,7 +119,7 @@ def logo_embed_cmd(src: str, dst: str, key: str, logo_path: str | None, text: st
     """Hide a logo (a file, or rendered text) in IN and write OUT."""
     from PIL import Image
 
-    from .logo import embed_logo, text_logo
+    from node.imaging.logo import embed_logo, text_logo
 
     h, w = (int(x) for x in size.lower().split("x"))
     if logo_path:
@@ -140,7 +143,7 @@ def logo_extract_cmd(src: str, dst: str, key: str, size: str, scale: int) -> Non
     """Recover the logo hidden in IN and write it (enlarged) to OUT."""
     from PIL import Image
 
-    from .logo import extract_logo
+    from node.imaging.logo import extract_logo
 
     h, w = (int(x) for x in size.lower().split("x"))
     logo = extract_logo(_load(src), _key(key), (h, w))

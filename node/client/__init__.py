@@ -1,0 +1,52 @@
+"""A typed, synchronous Python client for a node's JSON-RPC (the wallet commands, scripts, tests).
+
+Where to look:
+
+* `transport`    -- JSON over HTTP for calls, a WebSocket for subscriptions; `RpcClientError`,
+                   `RpcError`, `NodeUnreachable`.
+* `rpc`          -- `RpcClient`: one typed method per RPC method; reads only, never signs.
+* `results`      -- result types (`TxStatus`, `ReadProof`, `VerifyResult`) and the JSON readers
+                   that turn answers back into the runtime's dataclasses.
+* `events`       -- `ChainEvent` and reading a block's or an extrinsic's events.
+* `transactions` -- signing a call (nonce, mortality, genesis hash), submit-and-watch,
+                   `transfer`, `CallOutcome`, `CallFailed`, `TransactionFailed`.
+* `licensing`    -- offering and buying licences.
+
+Registering an image is `node.pod_mining.upload.register_image(client, ...)`: the upload
+pipeline uses the client, never the other way round.
+"""
+
+from node.client.events import ChainEvent
+from node.client.results import ReadProof, TxStatus, VerifyMatch, VerifyResult
+from node.client.rpc import NotFound, RpcClient
+from node.client.transactions import (
+    CallFailed,
+    CallOutcome,
+    TransactionFailed,
+    sign_call,
+    submit_call,
+    submit_signed,
+    transfer,
+)
+from node.client.transport import DEFAULT_URL, NodeUnreachable, RpcClientError, RpcError
+
+__all__ = [
+    "DEFAULT_URL",
+    "CallFailed",
+    "CallOutcome",
+    "ChainEvent",
+    "NodeUnreachable",
+    "NotFound",
+    "ReadProof",
+    "RpcClient",
+    "RpcClientError",
+    "RpcError",
+    "TransactionFailed",
+    "TxStatus",
+    "VerifyMatch",
+    "VerifyResult",
+    "sign_call",
+    "submit_call",
+    "submit_signed",
+    "transfer",
+]
