@@ -7,7 +7,7 @@ Where to look:
 * `rpc`          -- `RpcClient`: one typed method per RPC method; reads only, never signs.
 * `results`      -- result types (`TxStatus`, `ReadProof`, `VerifyResult`) and the JSON readers
                    that turn answers back into the runtime's dataclasses.
-* `events`       -- `ChainEvent` and reading a block's or an extrinsic's events.
+* `events`       -- reading a block's or an extrinsic's events, decoded into the runtime's declared types.
 * `transactions` -- signing a call (nonce, mortality, genesis hash), submit-and-watch,
                    `transfer`, `CallOutcome`, `CallFailed`, `TransactionFailed`.
 * `licensing`    -- offering and buying licences.
@@ -16,7 +16,7 @@ Registering an image is `node.pod_mining.upload.register_image(client, ...)`: th
 pipeline uses the client, never the other way round.
 """
 
-from node.client.events import ChainEvent
+from node.client.events import DecodedEvent
 from node.client.results import ReadProof, TxStatus, VerifyMatch, VerifyResult
 from node.client.rpc import NotFound, RpcClient
 from node.client.transactions import (
@@ -34,7 +34,7 @@ __all__ = [
     "DEFAULT_URL",
     "CallFailed",
     "CallOutcome",
-    "ChainEvent",
+    "DecodedEvent",
     "NodeUnreachable",
     "NotFound",
     "ReadProof",

@@ -1,56 +1,36 @@
-"""Runtime events as the client reads them: every event decoding on the client side is here.
+"""Runtime events as the client reads them, decoded by the runtime's own declarations.
 
-Events travel as `(phase, module, name, fields)` in `system:events` (`Event.to_wire`), with
-integer fields as 16-byte big-endian u128. `ChainEvent` keeps that generic shape, so a caller
-finds an event by `(module, name)` and reads its fields by position; when the runtime declares
-its events as types, decoding into them replaces `ChainEvent.from_wire` here and nowhere else.
+Events are stored under `system:events` as `(phase, module, name, fields)` records; the runtime
+declares every event and error as a type (`@event`, `@error` in `node.runtime.support`), and
+`Runtime.decode_events` turns a record back into an instance of its type, with named fields.
+A failed call's `ExtrinsicFailed` carries its declared error and that error's decoded detail.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from node.client.results import decoded
 from node.client.transport import RpcClientError
-from node.codec import decode
 from node.rpc.encoding import to_hex
+from node.runtime.executive import DecodedEvent
+from node.runtime.runtime import RUNTIME
 from node.runtime.system import KEY_EVENTS
 from node.types import extrinsic_hash
 
 if TYPE_CHECKING:
     from node.client.rpc import RpcClient
 
-__all__ = ["ChainEvent", "block_events", "extrinsic_events"]
+__all__ = ["DecodedEvent", "block_events", "extrinsic_events"]
 
 
-@dataclass(frozen=True)
-class ChainEvent:
-    """One runtime event. Integer fields travel as 16-byte big-endian u128 (`Event.to_wire`):
-    read them with `int(i)`; account ids and hashes are bytes, names are str."""
-
-    phase: int | None  # extrinsic index in the block; None for block initialisation/finalisation
-    module: str
-    name: str
-    fields: tuple[Any, ...]
-
-    @classmethod
-    def from_wire(cls, obj: Any) -> ChainEvent:
-        phase, module, name, fields = obj
-        return cls(None if phase == -1 else int(phase), str(module), str(name), tuple(fields))
-
-    def int(self, index: int) -> int:
-        value = self.fields[index]
-        return int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
-
-
-def block_events(client: RpcClient, block_hash: bytes) -> list[ChainEvent]:
+def block_events(client: RpcClient, block_hash: bytes) -> list[DecodedEvent]:
     """Every event of a block (read from `system:events` in the block's state)."""
     raw = client.storage(KEY_EVENTS, block_hash)
-    return [] if raw is None else decoded(lambda data: [ChainEvent.from_wire(e) for e in decode(data)], raw)
+    return [] if raw is None else decoded(RUNTIME.decode_events, raw)
 
 
-def extrinsic_events(client: RpcClient, block_hash: bytes, ext_hash: bytes) -> list[ChainEvent]:
+def extrinsic_events(client: RpcClient, block_hash: bytes, ext_hash: bytes) -> list[DecodedEvent]:
     """The events of one extrinsic of a block (its phase is its index in the block)."""
     hashes = [extrinsic_hash(x) for x in client.block(block_hash).extrinsics]
     if ext_hash not in hashes:

@@ -13,6 +13,7 @@ from node.client.transactions import CallOutcome, submit_call
 from node.client.transport import RpcClientError
 from node.codec import u128_to_bytes
 from node.keys import Keypair
+from node.runtime import licensing
 from node.types import Call
 
 __all__ = ["Purchase", "buy_licence", "offer_licence_rf", "offer_licence_rm", "withdraw_offer"]
@@ -64,17 +65,17 @@ def withdraw_offer(client: RpcClient, signer: Keypair, offer_id: int, **tx: Any)
 def buy_licence(client: RpcClient, signer: Keypair, offer_id: int, **tx: Any) -> Purchase:
     """Buy a licence: the price goes to the owner in full, the licence fee is burned."""
     outcome = submit_call(client, signer, Call("licensing", "purchase", (offer_id,)), **tx)
-    event = outcome.find("licensing", "Purchased")
+    event = outcome.find(licensing.Purchased)
     if event is None:
         raise RpcClientError("the purchase was included but reported no Purchased event")
     return Purchase(
-        licence_id=event.int(0), offer_id=event.int(1), registration_id=event.int(2), seller=event.fields[4],
-        price=event.int(5), fee=event.int(6), expires_at_ms=event.int(7), outcome=outcome,
+        licence_id=event.licence_id, offer_id=event.offer_id, registration_id=event.registration_id,
+        seller=event.seller, price=event.price, fee=event.fee, expires_at_ms=event.expires_at_ms, outcome=outcome,
     )  # fmt: skip
 
 
 def _offered(outcome: CallOutcome) -> int:
-    event = outcome.find("licensing", "Offered")
+    event = outcome.find(licensing.Offered)
     if event is None:
         raise RpcClientError("the offer was included but reported no Offered event")
-    return event.int(0)
+    return event.offer_id

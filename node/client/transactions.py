@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from node.client.events import ChainEvent, extrinsic_events
+from node.client.events import DecodedEvent, extrinsic_events
 from node.client.results import TxStatus
 from node.client.rpc import RpcClient
 from node.client.transport import RpcClientError
 from node.codec import u128_to_bytes
 from node.keys import Keypair
 from node.rpc.encoding import to_hex
+from node.runtime import system
 from node.runtime.runtime import SPEC_VERSION
 from node.types import IMMORTAL, Call, Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
 
@@ -39,6 +40,8 @@ __all__ = [
 DEFAULT_INCLUSION_TIMEOUT_S = 120.0
 DEFAULT_MORTAL_PERIOD = 64
 
+E = TypeVar("E")
+
 
 class TransactionFailed(RpcClientError):
     """A watched transaction will never be included: invalid, dropped or usurped."""
@@ -55,10 +58,14 @@ class CallOutcome:
 
     ext_hash: bytes
     block_hash: bytes | None
-    events: tuple[ChainEvent, ...] = ()
+    events: tuple[DecodedEvent, ...] = ()
 
-    def find(self, module: str, name: str) -> ChainEvent | None:
-        return next((e for e in self.events if (e.module, e.name) == (module, name)), None)
+    def find(self, event_type: type[E]) -> E | None:
+        """The first event of the declared type `event_type` (e.g. `balances.Transfer`), or None."""
+        return next((e.event for e in self.events if isinstance(e.event, event_type)), None)
+
+    def failure(self) -> DecodedEvent | None:
+        return next((e for e in self.events if isinstance(e.event, system.ExtrinsicFailed)), None)
 
     @property
     def short_block(self) -> str:
@@ -82,13 +89,9 @@ class CallFailed(RpcClientError):
         self.detail = detail
 
     @classmethod
-    def from_event(cls, outcome: CallOutcome, event: ChainEvent) -> CallFailed:
-        error = str(event.fields[0]) if event.fields else "unknown"
-        # The runtime's error details are ids and counts (u128 on the wire); anything else stays bytes.
-        detail = tuple(
-            int.from_bytes(f, "big") if isinstance(f, bytes) and len(f) == 16 else f for f in event.fields[1:]
-        )
-        return cls(outcome, error, detail)
+    def from_event(cls, outcome: CallOutcome, event: DecodedEvent) -> CallFailed:
+        """From an `ExtrinsicFailed`, with its error's detail decoded by the error's declaration."""
+        return cls(outcome, event.event.error, event.error_detail)
 
 
 def sign_call(
@@ -172,7 +175,7 @@ def submit_signed(
             outcome = CallOutcome(
                 ext_hash, status.hash, tuple(extrinsic_events(client, status.hash, ext_hash))
             )
-            failure = outcome.find("system", "ExtrinsicFailed")
+            failure = outcome.failure()
             if failure is not None:
                 raise CallFailed.from_event(outcome, failure)
             return outcome

@@ -19,6 +19,7 @@ from node.client.transactions import DEFAULT_INCLUSION_TIMEOUT_S, CallFailed, Ca
 from node.client.transport import RpcClientError
 from node.keys import Keypair, encode_address
 from node.pod_mining.pipeline import PodError, PreparedUpload, Progress, prepare_file, register_call
+from node.runtime import copyright, pod
 
 __all__ = ["RegistrationOutcome", "RegistrationRejected", "register_image", "submit_registration"]
 
@@ -70,21 +71,22 @@ class RegistrationOutcome:
     def from_outcome(cls, outcome: CallOutcome, upload: PreparedUpload) -> RegistrationOutcome:
         if outcome.block_hash is None:
             return cls(upload, outcome, "submitted")
-        registered = outcome.find("copyright", "Registered")
-        version = outcome.find("copyright", "VersionAdded")
-        takeover = outcome.find("copyright", "OwnershipTakenOver")
-        rewarded = outcome.find("pod", "Rewarded")
-        skipped = outcome.find("pod", "NotRewarded")
+        registered = outcome.find(copyright.Registered)
+        version = outcome.find(copyright.VersionAdded)
+        takeover = outcome.find(copyright.OwnershipTakenOver)
+        rewarded = outcome.find(pod.Rewarded)
+        skipped = outcome.find(pod.NotRewarded)
         if registered is not None:
             return cls(
-                upload, outcome, "registered", registered.int(0), 0,
-                reward=rewarded.int(2) if rewarded is not None else None,
-                not_rewarded=str(skipped.fields[2]) if skipped is not None else None,
+                upload, outcome, "registered", registered.registration_id, 0,
+                reward=rewarded.amount if rewarded is not None else None,
+                not_rewarded=skipped.reason if skipped is not None else None,
             )  # fmt: skip
         if version is not None:
+            kind = "takeover" if takeover is not None else "version"
             return cls(
-                upload, outcome, "takeover" if takeover is not None else "version", version.int(0), version.int(1),
-                previous_owner=takeover.fields[1] if takeover is not None else None,
+                upload, outcome, kind, version.registration_id, version.index,
+                previous_owner=takeover.previous if takeover is not None else None,
             )  # fmt: skip
         raise RpcClientError(f"registration included in {outcome.short_block} without a copyright event")
 

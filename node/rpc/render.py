@@ -1,4 +1,4 @@
-"""JSON of the runtime's copyright and licensing records, as every domain method returns them.
+"""JSON of the runtime's records, events and metadata, as every method returns them.
 
 Accounts are SS58 addresses; hashes, pHashes and payloads 0x hex; amounts both ways: a decimal
 string in IMG ("12.5") and the raw integer in base units ("...Raw", a JSON integer that may
@@ -13,9 +13,11 @@ from typing import Any
 from node.keys import encode_address
 from node.rpc.encoding import to_hex
 from node.runtime import copyright, licensing
+from node.runtime.executive import DecodedEvent, Runtime
+from node.runtime.support import AccountId, Balance, FieldSpec, StorageMap, StorageValue
 from node.units import format_img
 
-__all__ = ["licence_json", "offer_json", "registration_json", "version_json"]
+__all__ = ["event_json", "licence_json", "metadata_json", "offer_json", "registration_json", "version_json"]
 
 
 def version_json(index: int, version: copyright.Version) -> dict[str, Any]:
@@ -104,4 +106,96 @@ def licence_json(licence: licensing.Licence, now_ms: int) -> dict[str, Any]:
         "expiresAt": licence.expires_at_ms,
         "block": licence.block,
         "active": licence.is_active(now_ms),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Events and runtime metadata, from the runtime's declarations
+# ---------------------------------------------------------------------------------------------
+
+
+def _value_json(spec: FieldSpec, value: Any, out: dict[str, Any], name: str) -> None:
+    """One declared field: an AccountId as an address, a Balance both ways (IMG and raw)."""
+    if spec.type is AccountId:
+        out[name] = encode_address(value) if len(value) == 32 else to_hex(value)
+    elif spec.type is Balance:
+        out[name] = format_img(value)
+        out[name + "Raw"] = value
+    elif isinstance(value, bytes):
+        out[name] = to_hex(value)
+    else:
+        out[name] = value
+
+
+def _fields_json(specs: tuple[FieldSpec, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for spec, value in zip(specs, values, strict=False):
+        if not spec.rest:
+            _value_json(spec, value, out, spec.name)
+    return out
+
+
+def event_json(decoded: DecodedEvent) -> dict[str, Any]:
+    """{phase, module, name, fields} of a decoded event; a failure adds `error` and its `detail`."""
+    event = decoded.event
+    specs = type(event).FIELDS
+    out: dict[str, Any] = {
+        "phase": decoded.phase,
+        "module": decoded.module,
+        "name": decoded.name,
+        "fields": _fields_json(specs, tuple(getattr(event, spec.name) for spec in specs)),
+    }
+    if decoded.error is not None:
+        out["fields"] = {
+            "error": decoded.error.qualified_name(),
+            "detail": _fields_json(decoded.error.FIELDS, decoded.error_detail),
+            "docs": _docs(decoded.error),
+        }
+    return out
+
+
+def _docs(declared: Any) -> str:
+    return " ".join((declared.__doc__ or "").split())
+
+
+def _type_name(spec: FieldSpec) -> str:
+    return "detail" if spec.rest else getattr(spec.type, "__name__", str(spec.type))
+
+
+def _storage_json(item: StorageValue[Any] | StorageMap[Any]) -> dict[str, Any]:
+    if isinstance(item, StorageValue):
+        return {"key": to_hex(item.key), "kind": "StorageValue"}
+    return {"key": to_hex(item.prefix), "kind": "StorageMap", "keyParts": len(item.keys)}
+
+
+def metadata_json(runtime: Runtime) -> dict[str, Any]:
+    """The runtime's declared faces (FRAME's metadata): calls, events, errors, storage per module."""
+    return {
+        "specName": runtime.spec_name,
+        "specVersion": runtime.spec_version,
+        "modules": [
+            {
+                "name": module.name,
+                "calls": [
+                    {
+                        "name": spec.name,
+                        "arguments": len(spec.arg_types),
+                        "weight": spec.weight,
+                        "origin": "inherent" if spec.inherent else spec.origin.value,
+                        "docs": _docs(spec.function),
+                    }
+                    for spec in module.call_specs
+                ],
+                "events": [
+                    {"name": e.NAME, "fields": [{"name": f.name, "type": _type_name(f)} for f in e.FIELDS], "docs": _docs(e)}
+                    for e in module.events
+                ],
+                "errors": [
+                    {"name": e.NAME, "fields": [{"name": f.name, "type": _type_name(f)} for f in e.FIELDS], "docs": _docs(e)}
+                    for e in module.errors
+                ],
+                "storage": [_storage_json(item) for item in module.storage],
+            }
+            for module in runtime.modules
+        ],
     }

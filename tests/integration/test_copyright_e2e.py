@@ -155,9 +155,9 @@ def test_register_verify_version_takeover_reject_and_license(
         1,
         BOB.account_id,
     )
-    event = takeover.outcome.find("copyright", "OwnershipTakenOver")
+    event = takeover.outcome.find(copyright.OwnershipTakenOver)
     assert (
-        event is not None and event.int(0) == 1 and event.fields[1:] == (BOB.account_id, CHARLIE.account_id)
+        event is not None and event.registration_id == 1 and (event.previous, event.new) == (BOB.account_id, CHARLIE.account_id)
     )
     registration = client.get_registration(1)
     assert registration is not None and registration.owner == CHARLIE.account_id

@@ -232,11 +232,16 @@ METHODS_BEFORE_THE_SPLIT = [
 ]  # fmt: skip
 
 
+# Added since, on purpose: events and metadata read from the runtime's declarations.
+METHODS_ADDED_SINCE = ["state_getEvents", "state_getMetadata"]
+
+
 async def test_the_families_list_the_methods_served_before_the_split(http: httpx.AsyncClient) -> None:
-    assert TABLE.names() == METHODS_BEFORE_THE_SPLIT
-    assert (await result(http, "rpc_methods"))["methods"] == METHODS_BEFORE_THE_SPLIT
+    expected = sorted(METHODS_BEFORE_THE_SPLIT + METHODS_ADDED_SINCE)
+    assert TABLE.names() == expected
+    assert (await result(http, "rpc_methods"))["methods"] == expected
     document = await result(http, "rpc.discover")
-    assert [method["name"] for method in document["methods"]] == METHODS_BEFORE_THE_SPLIT
+    assert [method["name"] for method in document["methods"]] == expected
 
 
 def test_each_family_holds_the_prefixes_it_is_named_for() -> None:
@@ -250,3 +255,42 @@ def test_each_family_holds_the_prefixes_it_is_named_for() -> None:
     assert set(FAMILIES) == set(prefixes)
     for family in FAMILIES:
         assert {name.split("_")[0] for name in family.METHODS.names()} == prefixes[family], family.__name__
+
+
+async def test_events_are_decoded_by_the_runtime_declarations(http: httpx.AsyncClient, server: Server) -> None:
+    node = server.node
+    node.submit_extrinsic(transfer_extrinsic(node, ALICE, BOB.account_id, 3 * 10**18))
+    node.submit_extrinsic(transfer_extrinsic(node, CHARLIE, BOB.account_id, 10**37))  # more than Charlie has
+    block = author(node)
+    events = await result(http, "state_getEvents", [to_hex(block.hash)])
+    assert events == await result(http, "state_getEvents")  # the best block by default
+    transfer = next(e for e in events if (e["module"], e["name"]) == ("balances", "Transfer"))
+    assert transfer["phase"] == 1
+    assert transfer["fields"] == {
+        "source": encode_address(ALICE.account_id), "dest": encode_address(BOB.account_id),
+        "amount": "3", "amountRaw": 3 * 10**18,
+    }  # fmt: skip
+    failed = next(e for e in events if e["name"] == "ExtrinsicFailed")
+    assert failed["phase"] == 2
+    assert failed["fields"]["error"] == "balances.InsufficientBalance"
+    assert failed["fields"]["detail"] == {} and "usable" in failed["fields"]["docs"]
+    paid = events[-1]
+    assert (paid["phase"], paid["module"], paid["name"]) == (None, "balances", "FeesPaid")
+    assert paid["fields"]["author"] == encode_address(ALICE.account_id)
+    err = await error(http, "state_getEvents", [to_hex(blake2b_256(b"nowhere"))])
+    assert err["code"] == 4003
+
+
+async def test_metadata_lists_every_declared_face(http: httpx.AsyncClient) -> None:
+    from node.runtime.runtime import MODULES, SPEC_VERSION
+
+    metadata = await result(http, "state_getMetadata")
+    assert metadata["specVersion"] == SPEC_VERSION
+    assert [m["name"] for m in metadata["modules"]] == [m.name for m in MODULES]
+    copyright_module = next(m for m in metadata["modules"] if m["name"] == "copyright")
+    near = next(e for e in copyright_module["errors"] if e["name"] == "NearDuplicate")
+    assert near["fields"] == [{"name": "registration_id", "type": "int"}, {"name": "distance", "type": "int"}]
+    transfer = next(e for e in metadata["modules"][3]["events"] if e["name"] == "Transfer")
+    assert [f["type"] for f in transfer["fields"]] == ["AccountId", "AccountId", "Balance"]
+    assert "register" in [c["name"] for c in copyright_module["calls"]]
+    assert {"key": to_hex(b"copyright:next_id"), "kind": "StorageValue"} in copyright_module["storage"]

@@ -19,7 +19,10 @@ from node.rpc.encoding import block_to_json, from_hex, from_quantity, header_to_
 from node.rpc.errors import pool_rejection, state_discarded
 from node.rpc.jsonrpc import JSON, CallContext, MethodTable, ParamType
 from node.rpc.params import HASH_SCHEMA, HEX_SCHEMA, NUMBER_SCHEMA, AccountId, Hash
+from node.rpc.render import event_json, metadata_json
 from node.rpc.state_at import block_at
+from node.runtime.runtime import RUNTIME
+from node.runtime.system import KEY_EVENTS
 from node.state.trie import MissingNode
 from node.types import MAX_EXTRINSIC_BYTES, Header, extrinsic_hash
 from node.units import DECIMALS
@@ -313,6 +316,26 @@ async def state_getStorage(ctx: CallContext, key: StorageKey, at: Hash | None = 
     except (StatePruned, MissingNode):
         raise state_discarded(block_hash) from None
     return None if value is None else to_hex(value)
+
+
+@METHODS.method("state_getMetadata", result={"type": "object"})
+async def state_getMetadata(ctx: CallContext) -> JSON:
+    """The runtime's modules and what each declares: calls, events and errors (with their typed
+    fields and docs) and storage items (Substrate's metadata, as JSON)."""
+    return metadata_json(RUNTIME)
+
+
+@METHODS.method("state_getEvents", result={"type": "array"})
+async def state_getEvents(ctx: CallContext, at: Hash | None = None) -> JSON:
+    """The events of block `at` (the best block by default), decoded by the runtime's declarations:
+    [{phase, module, name, fields}], `phase` the extrinsic index or null (block initialization and
+    finalization); a failed call's fields name its declared error and detail. Unknown block: 4003."""
+    block_hash = block_at(ctx, at)
+    try:
+        raw = ctx.node.chain.state_get(block_hash, KEY_EVENTS)
+    except (StatePruned, MissingNode):
+        raise state_discarded(block_hash) from None
+    return [event_json(event) for event in RUNTIME.decode_events(raw)]
 
 
 @METHODS.method("state_getReadProof", result={"type": "object"})
