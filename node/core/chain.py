@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lmdb
@@ -22,6 +21,7 @@ import lmdb
 from node.chain_spec import ChainSpec, genesis_block, genesis_storage
 from node.codec import decode_trusted, encode
 from node.core.db import ChainDB
+from node.runtime.support import StateGet
 from node.state.trie import EMPTY_ROOT, TrieUpdate
 from node.types import Block, Header, extrinsic_hash
 
@@ -173,13 +173,13 @@ class Chain:
             raise StatePruned(f"state of block #{header.number} was pruned")
         return header
 
-    def state_reader(self, block_hash: bytes) -> Callable[[bytes], bytes | None]:
+    def state_reader(self, block_hash: bytes) -> StateGet:
         """A `get(key)` over the state after block `block_hash` (KeyError if unknown or pruned)."""
         root = self._state_header(block_hash).state_root
         state = self.db.state
         return lambda key: state.get(root, key)
 
-    def best_state(self) -> Callable[[bytes], bytes | None]:
+    def best_state(self) -> StateGet:
         root = self._best.state_root
         state = self.db.state
         return lambda key: state.get(root, key)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from node.runtime import copyright
+from node.runtime.support import StateGet
 
 __all__ = ["Match", "rank_matches"]
 
@@ -26,7 +26,7 @@ class Match:
     distance: int  # pHash distance of the copy to `version`
 
 
-def rank_matches(get: Any, payloads: Sequence[bytes], phash: int, max_similar: int) -> list[Match]:
+def rank_matches(get: StateGet, payloads: Sequence[bytes], phash: int, max_similar: int) -> list[Match]:
     """The matches of a copy with these watermark payloads and this pHash, read with `get`."""
     exact: dict[int, bytes] = {}  # registration id -> the payload that named it
     for payload in payloads:

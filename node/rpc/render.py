@@ -14,7 +14,7 @@ from node.keys import encode_address
 from node.rpc.encoding import to_hex
 from node.runtime import copyright, licensing
 from node.runtime.executive import DecodedEvent, Runtime
-from node.runtime.support import AccountId, Balance, FieldSpec, StorageMap, StorageValue
+from node.runtime.support import AccountId, Balance, FieldSpec, StateGet, StorageMap, StorageValue
 from node.units import format_img
 
 __all__ = ["event_json", "licence_json", "metadata_json", "offer_json", "registration_json", "version_json"]
@@ -39,7 +39,7 @@ def version_json(index: int, version: copyright.Version) -> dict[str, Any]:
     }
 
 
-def registration_json(get: Any, registration: copyright.Registration) -> dict[str, Any]:
+def registration_json(get: StateGet, registration: copyright.Registration) -> dict[str, Any]:
     """The registration with its versions and, read with `get`, its tags."""
     original = registration.original
     return {

@@ -191,7 +191,7 @@ class EmissionStatus:
     next_reward: int
 
 
-def emission_status(get: Any) -> EmissionStatus | None:
+def emission_status(get: StateGet) -> EmissionStatus | None:
     """What `emission_status` (RPC) reports; None on a chain without mining rewards."""
     params = read_params(get)
     if params is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from node.codec import U64_MAX
 from node.rpc.encoding import from_hex, to_hex
@@ -23,6 +23,7 @@ from node.rpc.params import HASH_SCHEMA, AccountId, Count, Hash, RegistrationId,
 from node.rpc.render import offer_json, registration_json
 from node.rpc.state_at import block_at, read_state
 from node.runtime import copyright, licensing
+from node.runtime.support import StateGet
 from node.types import HASH_LEN
 
 METHODS = MethodTable()
@@ -120,7 +121,7 @@ _REGISTRATION_RESULT = {
 async def copyright_getRegistration(ctx: CallContext, id: RegistrationId, at: Hash | None = None) -> JSON:
     """A registration with all its versions and tags; null if there is none with this id."""
 
-    def read(get: Any) -> JSON:
+    def read(get: StateGet) -> JSON:
         registration = copyright.get_registration(get, id)
         return None if registration is None else registration_json(get, registration)
 
@@ -131,7 +132,7 @@ async def copyright_getRegistration(ctx: CallContext, id: RegistrationId, at: Ha
 async def copyright_findBySha256(ctx: CallContext, sha256: Sha256, at: Hash | None = None) -> JSON:
     """The registration one of whose versions is exactly this file (its SHA-256); null if none."""
 
-    def read(get: Any) -> JSON:
+    def read(get: StateGet) -> JSON:
         found = copyright.find_by_sha256(get, sha256)
         registration = None if found is None else copyright.get_registration(get, found)
         return None if registration is None else registration_json(get, registration)
@@ -151,7 +152,7 @@ async def copyright_searchSimilar(
     Exact up to radius 16 (the on-chain multi-index); at most 1,000 results.
     """
 
-    def read(get: Any) -> JSON:
+    def read(get: StateGet) -> JSON:
         r = copyright.read_params(get).phash_radius if radius is None else radius
         found = copyright.search_similar(get, phash, r)[:MAX_SIMILAR_RESULTS]
         return [{"id": rid, "distance": distance} for rid, distance in found]
@@ -188,7 +189,7 @@ async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | N
     except ImageDecodeError as exc:
         raise invalid_params(f"image: {exc}") from None
 
-    def read(get: Any) -> JSON:
+    def read(get: StateGet) -> JSON:
         licence_params = licensing.read_params(get)
         matches = rank_matches(get, facts.payloads, facts.phash, MAX_VERIFY_SIMILAR)
         return {

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from node.rpc.jsonrpc import JSON, CallContext, MethodTable
 from node.rpc.params import Hash
 from node.rpc.state_at import read_state
 from node.runtime import emission
+from node.runtime.support import StateGet
 from node.units import format_img
 
 METHODS = MethodTable()
@@ -32,7 +31,7 @@ def _fraction(numerator: int, denominator: int) -> str:
 async def emission_status(ctx: CallContext, at: Hash | None = None) -> JSON:
     """The mined supply so far, the current reward rate and what remains below the cap."""
 
-    def read(get: Any) -> JSON:
+    def read(get: StateGet) -> JSON:
         status = emission.emission_status(get)
         params = emission.read_params(get)
         if status is None or params is None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from node.rpc.jsonrpc import JSON, CallContext, MethodTable
 from node.rpc.params import AccountId, Count, Hash, RegistrationId, page_size
 from node.rpc.render import licence_json, offer_json
 from node.rpc.state_at import read_state
 from node.runtime import licensing, timestamp
+from node.runtime.support import StateGet
 
 METHODS = MethodTable()
 
@@ -22,7 +21,7 @@ _OFFERS_RESULT = {
 async def licensing_offers(ctx: CallContext, id: RegistrationId, at: Hash | None = None) -> JSON:
     """The open licence offers of a registration, by offer id (fee: what a buyer burns on top)."""
 
-    def read(get: Any) -> JSON:
+    def read(get: StateGet) -> JSON:
         params = licensing.read_params(get)
         return [offer_json(offer, params) for offer in licensing.offers_of(get, id)]
 
@@ -43,7 +42,7 @@ async def licensing_licensesOf(
     """Licences an account bought, in purchase order: page [start, start + limit) (limit <= 1000)."""
     page = page_size(limit)
 
-    def read(get: Any) -> JSON:
+    def read(get: StateGet) -> JSON:
         raw_now = get(timestamp.KEY_NOW)
         now_ms = 0 if raw_now is None else int.from_bytes(raw_now, "big")
         return [
