@@ -236,9 +236,15 @@ class Runtime:
             raise InvalidTransaction(InvalidReason.STALE, f"nonce {extra.nonce} < account nonce {account.nonce}")
         if exact_nonce and extra.nonce != account.nonce:
             raise InvalidTransaction(InvalidReason.FUTURE, f"nonce {extra.nonce} > account nonce {account.nonce}")
-        # Fees may be paid from locked (vesting) funds, as in Polkadot: a holder of locked tokens
-        # can still call `vesting.vest`. The account must stay above the existential deposit.
+        # The base fee may be paid from locked (vesting) funds, as in Polkadot: a holder of locked
+        # tokens can still call `vesting.vest`. The tip is a gift to the author, so it comes from
+        # transferable funds only (else a locked account could pay out its lock as tips to an
+        # author it controls). The account must stay above the existential deposit.
         fee = system.fee_for(params, length, spec.weight) + extra.tip
+        if extra.tip > account.usable:
+            raise InvalidTransaction(
+                InvalidReason.CANNOT_PAY, f"tip {extra.tip} exceeds the transferable balance {account.usable}"
+            )
         if account.free < fee or account.free - fee < params.existential_deposit:
             raise InvalidTransaction(InvalidReason.CANNOT_PAY, f"fee {fee} exceeds free balance {account.free}")
         validate_call = self.module_of[spec.module].validate_call

@@ -258,3 +258,24 @@ def test_authority_set_change_takes_effect_at_its_block(state, alice, bob):
     assert aura.read_set_id(state.get) == 1
     assert offences.DISABLED.key not in state  # a new set starts with nobody disabled
     assert ("aura", "NewAuthorities") in [(e.module, e.name) for e in ctx.events]
+
+
+def test_a_tip_comes_from_transferable_funds_only(state, alice):
+    """Security #10.2: Eve's funds are all locked (vesting); she may pay a base fee from them
+    (to call `vesting.vest`), but not a tip: a locked account could otherwise pay its whole lock
+    to an author it controls. Once some of the lock is released, tips up to that amount pass."""
+    eve = dev_keypair("//Eve")
+    remark = Call("system", "remark", (b"x",))
+    assert account(state, eve).usable == 0
+    RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0), 0)  # base fee: fine
+    for tip in (1, 2_099_999_999 * IMG):
+        with pytest.raises(InvalidTransaction) as info:
+            RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0, tip=tip), 0)
+        assert info.value.reason is InvalidReason.CANNOT_PAY and "transferable" in info.value.detail
+    ctx = open_block(state)
+    with pytest.raises(InvalidTransaction):  # and no block may carry it
+        RUNTIME.apply_extrinsic(ctx, GENESIS, signed(eve, remark, GENESIS, 0, tip=IMG))
+    eve_account = account(state, eve)
+    eve_account.frozen -= 5 * IMG
+    state[system.account_key(eve.account_id)] = eve_account.encode()
+    RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0, tip=5 * IMG), 0)
