@@ -32,13 +32,14 @@ from pathlib import Path
 from node.chain_spec import load_chain_spec
 from node.client import RpcClient
 from node.core import verification
-from node.core.node import Node, NodeConfig
+from node.core.node import NodeConfig
 from node.core.verification import VerificationCache
 from node.keys import dev_keypair
 from node.pod_mining.pipeline import PreparedUpload, prepare_image, sign_registration
 from node.runtime import copyright
 from node.runtime.executive import decode_extrinsic_cached
 from node.runtime.runtime import SPEC_VERSION
+from node.service import dev_node, open_node
 from node.types import IMMORTAL, Block, SignedExtra
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +116,7 @@ def import_once(
 ) -> tuple[float, float, int]:
     """(import seconds, seconds spent verifying claims, claims verified) on a fresh node; with
     `warm_memo`, the node's claim memo is one that has seen the block's registrations."""
-    importer = Node(NodeConfig(base, spec, rpc_port=None))  # type: ignore[arg-type]
+    importer = open_node(NodeConfig(base, spec, rpc_port=None))  # type: ignore[arg-type]
     try:
         clear_memos()
         if warm_memo is not None:
@@ -132,7 +133,7 @@ def import_once(
 
 def bench_import(uploads: list[PreparedUpload], repeat: int, base: Path) -> None:
     spec = load_chain_spec("dev")
-    author = Node(NodeConfig(base / "author", spec, authority=ALICE, rpc_port=None))
+    author = open_node(NodeConfig(base / "author", spec, authority=ALICE, rpc_port=None))
     genesis = author.genesis_hash
     for encoded in signed(uploads, genesis, 0):
         author.submit_extrinsic(encoded)
@@ -219,7 +220,7 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="bench-copyright-"))
     try:
-        genesis = Node.dev(base / "probe", rpc_port=None)
+        genesis = dev_node(base / "probe", rpc_port=None)
         genesis_hash = genesis.genesis_hash
         genesis.close()
         print(f"marking {args.count} photos of {width}x{height} with the PoD pipeline...", flush=True)

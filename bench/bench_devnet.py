@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 
 from devnet.harness import Network, eventually
-from node.core.node import Node, NodeConfig
+from node.core.node import NodeConfig
 from node.keys import dev_keypair
 from node.runtime.runtime import SPEC_VERSION
+from node.service import open_node
 from node.types import Call, Mortality, SignedExtra, sign_extrinsic
 
 IMG = 10**18
@@ -98,7 +99,7 @@ def build_chain(base: Path, spec_path: Path, blocks: int, transfers: int) -> Non
     from node.chain_spec import load_chain_spec
 
     spec = load_chain_spec(spec_path)
-    node = Node(NodeConfig(base, spec, authority=dev_keypair("//Alice"), rpc_port=None, pruning=None))
+    node = open_node(NodeConfig(base, spec, authority=dev_keypair("//Alice"), rpc_port=None, pruning=None))
     bob = dev_keypair("//Bob")
     dest = dev_keypair("//Charlie").account_id
     slot = int(time.time() * 1000) // spec.params.slot_ms - blocks - 10

@@ -20,11 +20,12 @@ from importlib import resources
 from pathlib import Path
 
 from node.chain_spec import parse_chain_spec
-from node.core.node import Node, NodeConfig
+from node.core.node import NodeConfig
 from node.core.txpool import PoolLimits
 from node.keys import Keypair, Scheme, dev_keypair, encode_address
 from node.runtime.executive import decode_extrinsic_cached
 from node.runtime.runtime import SPEC_VERSION
+from node.service import open_node
 from node.types import Call, Mortality, SignedExtra, sign_extrinsic
 
 
@@ -52,8 +53,8 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-import-"))
     limits = PoolLimits(max_transactions=args.per_block * 2, max_per_sender=64)
     started = time.perf_counter()
-    author = Node(NodeConfig(base / "a", spec, authority=dev_keypair("//Alice"), rpc_port=None, pool_limits=limits))
-    importer = Node(NodeConfig(base / "b", spec, rpc_port=None))
+    author = open_node(NodeConfig(base / "a", spec, authority=dev_keypair("//Alice"), rpc_port=None, pool_limits=limits))
+    importer = open_node(NodeConfig(base / "b", spec, rpc_port=None))
     print(f"genesis built twice in {time.perf_counter() - started:.1f} s", flush=True)
 
     rng = random.Random(11)

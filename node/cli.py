@@ -12,12 +12,16 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import trio
 from click.core import ParameterSource
 
 from node import __version__
+
+if TYPE_CHECKING:
+    from node.core.node import Node
 
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
@@ -104,8 +108,9 @@ def node_command(
 ) -> None:
     """Run a node."""
     from node.chain_spec import ChainSpecError, load_chain_spec
-    from node.core.node import Node, NodeConfig
+    from node.core.node import NodeConfig
     from node.keystore import load_signer
+    from node.service import open_node
 
     configure_logging(log_spec)
     try:
@@ -154,7 +159,7 @@ def node_command(
         test_equivocate=test_equivocate,
         rpc_unsafe=rpc_methods == "unsafe" or (rpc_methods == "auto" and rpc_host in ("127.0.0.1", "localhost", "::1")),
     )
-    node = Node(config)
+    node = open_node(config)
     try:
         trio.run(run_until_signal, node)
     except KeyboardInterrupt:
@@ -165,11 +170,13 @@ def node_command(
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-async def run_until_signal(node: object) -> None:
+async def run_until_signal(node: Node) -> None:
     """Run the node's services until SIGTERM or SIGINT, then stop them all and return."""
+    from node.service import run_node
+
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            await nursery.start(node.run)  # type: ignore[attr-defined]
+            await nursery.start(run_node, node)
             async for signum in signals:
                 logging.getLogger("imagechain").info("Shutting down (%s)", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()

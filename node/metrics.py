@@ -13,13 +13,15 @@ it is measured.
 Each `NodeMetrics` owns its own `CollectorRegistry` rather than using prometheus_client's global
 one: tests and benchmarks run several nodes in one process, and the global registry refuses a
 second metric of the same name.
+
+What a scrape reads is `MetricsSource`, which `Node` satisfies.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import trio
@@ -33,7 +35,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-__all__ = ["DEFAULT_PORT", "IMPORT_BUCKETS", "NodeMetrics", "build_app", "gossip_counts", "serve_metrics"]
+if TYPE_CHECKING:  # types only: a node without networking never imports py-libp2p
+    from node.core.chain import Chain
+    from node.core.network_service import NodeNetwork
+    from node.core.txpool import TxPool
+
+__all__ = [
+    "DEFAULT_PORT",
+    "IMPORT_BUCKETS",
+    "MetricsSource",
+    "NodeMetrics",
+    "build_app",
+    "gossip_counts",
+    "serve_metrics",
+]
 
 DEFAULT_PORT = 9615  # Substrate's
 # An empty block imports in a few milliseconds, a full one in up to a slot: log-spaced from 1 ms.
@@ -42,10 +57,23 @@ IMPORT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 GOSSIP_DIRECTIONS = {"in": "received", "out": "published", "rejected": "rejected", "dropped": "dropped"}
 
 
+class MetricsSource(Protocol):
+    """What a scrape reads: heights from the chain, the ready count from the pool, peers and sync
+    state, and the gossip counters of the p2p network under `network` (None without networking)."""
+
+    chain: Chain
+    pool: TxPool
+    network: NodeNetwork | None
+
+    def peers(self) -> list[dict[str, Any]]: ...
+
+    def is_syncing(self) -> bool: ...
+
+
 class NodeMetrics:
     """The metrics of one node: a registry with the scrape-time collector and the import histogram."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.node = node
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_NodeCollector(node))
@@ -95,7 +123,7 @@ class _Families(NamedTuple):
 class _NodeCollector:
     """Reads the node's live state on each scrape (see the module docstring for why)."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.node = node
 
     def describe(self) -> list[Metric]:
@@ -110,14 +138,10 @@ class _NodeCollector:
         families.peers.add_metric([], len(node.peers()))
         families.ready.add_metric([], node.pool.counts()[0])
         families.syncing.add_metric([], 1 if node.is_syncing() else 0)
-        for (topic, direction), count in sorted(gossip_counts(_p2p_network(node)).items()):
+        p2p = node.network.network if node.network is not None else None
+        for (topic, direction), count in sorted(gossip_counts(p2p).items()):
             families.gossip.add_metric([topic, direction], count)
         yield from families
-
-
-def _p2p_network(node: Any) -> Any:
-    """The libp2p `Network` under the node's `NodeNetwork`, or None for a node without networking."""
-    return getattr(getattr(node, "network", None), "network", None)
 
 
 def gossip_counts(network: Any) -> dict[tuple[str, str], int]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from node.chain_spec import ChainSpec, genesis_block, load_chain_spec
-from node.core.node import Node
 from node.keys import Keypair, dev_keypair
+from node.service import dev_node
 
 
 @pytest.fixture(scope="session")
@@ -38,13 +38,13 @@ def charlie() -> Keypair:
 
 @pytest.fixture
 def author(tmp_path: Path):
-    node = Node.dev(tmp_path / "author", rpc_port=None)
+    node = dev_node(tmp_path / "author", rpc_port=None)
     yield node
     node.close()
 
 
 @pytest.fixture
 def follower(tmp_path: Path):
-    node = Node.dev(tmp_path / "follower", rpc_port=None, authority=None)
+    node = dev_node(tmp_path / "follower", rpc_port=None, authority=None)
     yield node
     node.close()

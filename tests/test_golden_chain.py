@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node.core.node import Node
+from node.service import dev_node
 from tests import golden_chain
 
 GENESIS_HASH = "1175bc19d084b8fa519117fd9921573083b0e2443162672a5e1ab39f1e30693c"
@@ -27,7 +27,7 @@ BEST_HASH = "1c41a2b81e0bde988a26efb99367fdc0d4e0bc4d7572bbbebb18fad822edbb57"
 
 
 def test_the_golden_chain_is_unchanged(tmp_path: Path) -> None:
-    node = Node.dev(tmp_path, rpc_port=None)
+    node = dev_node(tmp_path, rpc_port=None)
     try:
         assert node.genesis_hash.hex() == GENESIS_HASH
         driver = golden_chain.run(node)

@@ -17,6 +17,7 @@ from node.keys import dev_keypair
 from node.metrics import NodeMetrics, gossip_counts, serve_metrics
 from node.p2p.config import NetworkConfig
 from node.p2p.gossip import GossipCounters
+from node.service import dev_node, run_node
 from tests.chainutil import IMG, signed, transfer_call
 
 SLOT = 10**8
@@ -33,7 +34,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 @pytest.fixture
 def node(tmp_path: Path) -> Node:
-    node = Node.dev(tmp_path, rpc_port=None)
+    node = dev_node(tmp_path, rpc_port=None)
     yield node
     node.close()
 
@@ -98,7 +99,7 @@ async def test_openmetrics_when_the_scraper_asks(scrape_url: str) -> None:
 
 
 def test_two_nodes_in_one_process_have_separate_registries(tmp_path: Path) -> None:
-    first, second = Node.dev(tmp_path / "a", rpc_port=None), Node.dev(tmp_path / "b", rpc_port=None)
+    first, second = dev_node(tmp_path / "a", rpc_port=None), dev_node(tmp_path / "b", rpc_port=None)
     try:
         first.author_block(SLOT)
         one, two = NodeMetrics(first), NodeMetrics(second)
@@ -157,15 +158,15 @@ async def test_gossip_counters_of_two_networked_nodes(tmp_path: Path, nursery: t
             enable_dht=False,
         )
 
-    alice = Node.dev(tmp_path / "alice", rpc_port=None, network=network("alice", []))
-    await nursery.start(alice.run)
-    full = Node.dev(
+    alice = dev_node(tmp_path / "alice", rpc_port=None, network=network("alice", []))
+    await nursery.start(run_node, alice)
+    full = dev_node(
         tmp_path / "full",
         rpc_port=None,
         authority=None,
         network=network("full", alice.network.network.listen_addrs),
     )
-    await nursery.start(full.run)
+    await nursery.start(run_node, full)
     try:
         alice_metrics, full_metrics = NodeMetrics(alice), NodeMetrics(full)
         blocks_out = ("imagechain_gossip_messages_total", (("direction", "out"), ("topic", "blocks")))

@@ -12,13 +12,17 @@ it, the round's base and the previous round's votes) is written. A restarted val
 from it: it never signs a second, different vote in a round (an equivocation) and knows the
 previous round's estimate, so it can finish the round its peers wait in. A node whose finality
 stalls asks its peers for their catch-up.
+
+The service reads the chain and asks for the rest through the protocols below: `Finalizer` and
+`TransactionSubmit` (the node), `VoteNetwork` (the network service). Its catch-up requests run
+in the nursery it is given.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
@@ -36,12 +40,11 @@ from node.consensus.finality import (
     VoterState,
 )
 from node.core.chain import Chain, NotDescendant
+from node.core.network_service import TransactionSubmit
+from node.keys import Keypair
 from node.p2p.network import RequestFailed, Verdict
 from node.runtime import aura, offences
 from node.types import Call, Extrinsic, Header
-
-if TYPE_CHECKING:
-    from node.core.node import Node
 
 log = logging.getLogger("imagechain.finality")
 
@@ -92,18 +95,58 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class Finalizer(Protocol):
+    """Finalize a block; `Node` does, and updates the pool and subscribers with it."""
+
+    def finalize(self, block_hash: bytes, justification: bytes | None = None) -> None: ...
+
+
+class VoteNetwork(Protocol):
+    """What the gadget needs of the network (`NodeNetwork`)."""
+
+    def peer_ids(self) -> list[str]: ...
+
+    def publish_vote(self, encoded: bytes) -> None:
+        """Gossip a vote or commit in the background."""
+        ...
+
+    async def request_catch_up(self, peer_id: str) -> bytes:
+        """The peer's catch-up, b"" if it has none; raises `RequestFailed`."""
+        ...
+
+    def report(self, peer_id: str, penalty: int, reason: str) -> None: ...
+
+
 class FinalityService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """Drives the voter of the current authority set; `authority` votes, None only follows."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        *,
+        finalizer: Finalizer,
+        transactions: TransactionSubmit,
+        network: VoteNetwork,
+        nursery: trio.Nursery,
+        authority: Keypair | None,
+        slot_ms: int,
+    ) -> None:
+        self.chain = chain
+        self.finalizer = finalizer
+        self.transactions = transactions
+        self.network = network
+        self._nursery = nursery
+        self._authority = authority
+        self._slot_ms = slot_ms
         self._peer: str | None = None  # the peer whose message is being handled
         self._resends = 0
-        finalized = node.chain.finalized_header()
+        finalized = chain.finalized_header()
         self._last_progress = (finalized.number, time.monotonic())
         self.voter = self._new_voter(finalized, self._load_state())
 
     def _new_voter(self, finalized: Header, state: VoterState | None) -> FinalityVoter:
         """The voter for the set named by the finalized block's state (see `ChainAdapter`)."""
-        chain = self.node.chain
+        chain = self.chain
         finalized_state = chain.state_reader(finalized.hash)
         set_id = aura.read_set_id(finalized_state)
         if state is not None and state.set_id != set_id:
@@ -111,11 +154,11 @@ class FinalityService:
         voter = FinalityVoter(
             voters=aura.read_authorities(finalized_state),
             set_id=set_id,
-            genesis_hash=self.node.genesis_hash,
+            genesis_hash=chain.genesis_hash,
             chain=ChainAdapter(chain, set_id),
             last_finalized=(finalized.hash, finalized.number),
-            keypair=self.node.authority,
-            round_duration_ms=2 * self.node.spec.params.slot_ms,
+            keypair=self._authority,
+            round_duration_ms=2 * self._slot_ms,
             start_round=state.round if state is not None else 1,
         )
         voter.disabled = set(offences.read_disabled(chain.best_state()))
@@ -123,7 +166,7 @@ class FinalityService:
         return voter
 
     def _load_state(self) -> VoterState | None:
-        raw = self.node.db.get_meta(META_VOTER_STATE)
+        raw = self.chain.db.get_meta(META_VOTER_STATE)
         if raw is None:
             return None
         try:
@@ -135,8 +178,9 @@ class FinalityService:
     def _save_state(self) -> None:
         """Written before each of our votes is sent: round, our votes in it, its base and the
         previous round's votes, so a restart resumes without ever signing twice."""
-        with self.node.db.write() as txn:
-            self.node.db.put_meta(txn, META_VOTER_STATE, self.voter.persistent_state().encode())
+        db = self.chain.db
+        with db.write() as txn:
+            db.put_meta(txn, META_VOTER_STATE, self.voter.persistent_state().encode())
 
     # -- driving the voter ----------------------------------------------------------------------
 
@@ -149,20 +193,20 @@ class FinalityService:
 
     def _maybe_ask_for_catch_up(self) -> None:
         """No finality for three rounds: peers may have completed rounds we missed (restart)."""
-        finalized = self.node.chain.finalized_header().number
+        finalized = self.chain.finalized_header().number
         now = time.monotonic()
         if finalized != self._last_progress[0]:
             self._last_progress = (finalized, now)
             return
         stalled_for = now - self._last_progress[1]
-        if stalled_for < 3 * self.voter.round_duration_ms / 1000 or self.node.network is None:
+        if stalled_for < 3 * self.voter.round_duration_ms / 1000:
             return
         self._last_progress = (finalized, now - stalled_for + CATCH_UP_RETRY_S)
-        for peer in sorted(p.peer_id for p in self.node.network.network.peers())[:4]:
-            self.node.spawn(self._request_catch_up, peer)
+        for peer in self.network.peer_ids()[:4]:
+            self._nursery.start_soon(self._request_catch_up, peer)
 
     def on_block_imported(self) -> None:
-        self.voter.disabled = set(offences.read_disabled(self.node.chain.best_state()))
+        self.voter.disabled = set(offences.read_disabled(self.chain.best_state()))
         self._handle(self.voter.on_block_imported(now_ms()))
 
     def on_vote_gossip(self, data: bytes, peer_id: str) -> Verdict:
@@ -223,7 +267,7 @@ class FinalityService:
                 if self._peer is not None:
                     self._penalize(self._peer, action.reason)
             elif isinstance(action, RequestCatchUp) and self._peer is not None:
-                self.node.spawn(self._request_catch_up, self._peer)
+                self._nursery.start_soon(self._request_catch_up, self._peer)
 
     def _broadcast(self, action: Broadcast) -> None:
         vote = action.vote
@@ -231,29 +275,24 @@ class FinalityService:
             self._save_state()  # before sending: never sign again in this stage after a restart
         self._resends += 1 if action.rebroadcast else 0
         message = encode([MESSAGE_VOTE, vote.encode(), self._resends if action.rebroadcast else 0])
-        self.node.spawn(self._publish, message)
-
-    async def _publish(self, message: bytes) -> None:
-        if self.node.network is not None:
-            await self.node.network.publish_vote(message)
+        self.network.publish_vote(message)
 
     def _finalize(self, action: Finalize) -> None:
-        chain = self.node.chain
-        if action.number <= chain.finalized_header().number:
+        if action.number <= self.chain.finalized_header().number:
             return
         try:
-            self.node.finalize(action.hash, action.justification.encode())
+            self.finalizer.finalize(action.hash, action.justification.encode())
         except (NotDescendant, KeyError) as exc:
             log.error("finality gadget asked to finalize #%d %s: %s", action.number, action.hash.hex(), exc)
             return
         log.debug("finalized #%d by round %d", action.number, action.justification.round)
-        self.node.spawn(self._publish, encode([MESSAGE_COMMIT, action.justification.encode(), 0]))
+        self.network.publish_vote(encode([MESSAGE_COMMIT, action.justification.encode(), 0]))
         self._maybe_switch_set()
 
     def _maybe_switch_set(self) -> None:
         """The finalized block enacted an authority-set change: vote with the new set from it."""
-        finalized = self.node.chain.finalized_header()
-        if aura.read_set_id(self.node.chain.state_reader(finalized.hash)) <= self.voter.set_id:
+        finalized = self.chain.finalized_header()
+        if aura.read_set_id(self.chain.state_reader(finalized.hash)) <= self.voter.set_id:
             return
         self.voter = self._new_voter(finalized, None)
         log.info("🔀 Finality voter set %d from block #%d: %d voters", self.voter.set_id, finalized.number,
@@ -263,23 +302,17 @@ class FinalityService:
     def _report(self, action: ReportEquivocation) -> None:
         report = Extrinsic(Call("offences", "report_finality_equivocation", (action.proof.encode(),))).encode()
         try:
-            self.node.submit_extrinsic(report)
+            self.transactions.submit_extrinsic(report)
             log.warning("🚨 Finality equivocation by %s reported", action.proof.first.voter.hex())
         except Exception as exc:  # noqa: BLE001 - already reported or pool full: nothing to do
             log.debug("finality equivocation report not pooled: %s", exc)
 
     def _penalize(self, peer_id: str, reason: str) -> None:
-        if self.node.network is not None:
-            self.node.network.network.report(peer_id, PENALTY_BAD_VOTE, reason)
+        self.network.report(peer_id, PENALTY_BAD_VOTE, reason)
 
     async def _request_catch_up(self, peer_id: str) -> None:
-        from node.core import sync
-
-        network = self.node.network
-        if network is None:
-            return
         try:
-            reply = await network.network.request(peer_id, sync.PROTOCOL, sync.catch_up_request(), timeout=5.0)
+            reply = await self.network.request_catch_up(peer_id)
         except RequestFailed:
             return
         if not reply:

@@ -5,25 +5,34 @@ message is validated here before libp2p forwards it: blocks are imported (a bloc
 import is rejected and its sender penalised), transactions go through the pool's checks, and
 finality votes go to the finality gadget. The sync loop pulls blocks from peers that are ahead
 (see `node.core.sync`).
+
+It reads the chain and asks for the rest through the protocols below: `BlockImport` and
+`TransactionSubmit` (the node), `FinalityVotes` (the finality gadget, when there is one).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import trio
 
 from node.codec import DecodeError, decode, encode, expect_int, expect_list
 from node.core import sync
-from node.core.importer import AlreadyKnown, ImportError_, NotOnFinalizedChain, UnknownParent, verify_range
+from node.core.chain import Chain
+from node.core.importer import (
+    AlreadyKnown,
+    ImportedBlock,
+    ImportError_,
+    NotOnFinalizedChain,
+    UnknownParent,
+    verify_range,
+)
 from node.core.txpool import PoolRejected
 from node.p2p.network import Network, NetworkConfig, RequestFailed, RequestRejected, Verdict
 from node.runtime import system
 from node.types import Block, Header
-
-if TYPE_CHECKING:
-    from node.core.node import Node
 
 log = logging.getLogger("imagechain.network")
 
@@ -48,9 +57,46 @@ BENIGN_TX_REASONS = frozenset(
 )
 
 
+class BlockImport(Protocol):
+    """Import a block from a peer; `Node` does, keeping pool, finality and subscribers in step."""
+
+    def import_block(self, block: Block, verified: list[bool] | None = None) -> ImportedBlock: ...
+
+    def importing_batch(self) -> AbstractContextManager[None]:
+        """Around the import of a synced range: one database flush (and finalization) for all."""
+        ...
+
+
+class TransactionSubmit(Protocol):
+    """Admit a transaction to the pool; `Node` does, and gossips the ones not from the network."""
+
+    def submit_extrinsic(self, encoded: bytes, from_network: bool = False) -> bytes: ...
+
+
+class FinalityVotes(Protocol):
+    """The finality gadget as the network sees it (`FinalityService`)."""
+
+    def on_vote_gossip(self, data: bytes, peer_id: str) -> Verdict: ...
+
+    def on_justification(self, block_hash: bytes, justification: bytes, peer_id: str | None) -> None: ...
+
+    def catch_up_response(self) -> bytes: ...
+
+
 class NodeNetwork:
-    def __init__(self, node: Node, config: NetworkConfig) -> None:
-        self.node = node
+    """The `NetworkHandler` of a node: validates gossip, serves and drives sync.
+
+    ``finality`` is set by the composition root when the node runs a finality gadget (several
+    authorities); without one, votes are ignored and catch-up requests answered with nothing.
+    """
+
+    def __init__(
+        self, config: NetworkConfig, chain: Chain, *, blocks: BlockImport, transactions: TransactionSubmit
+    ) -> None:
+        self.chain = chain
+        self.blocks = blocks
+        self.transactions = transactions
+        self.finality: FinalityVotes | None = None
         self.network = Network(config, self)
         self.network.register_protocol(sync.PROTOCOL)
         self.peer_status: dict[str, sync.PeerStatus] = {}
@@ -72,31 +118,52 @@ class NodeNetwork:
             task_status.started(self)
 
     def is_major_syncing(self) -> bool:
-        best = self.node.chain.best_header().number
+        best = self.chain.best_header().number
         return self.highest_known() > best + 2
 
     def highest_known(self) -> int:
         return max((s.best_number for s in self.peer_status.values()), default=0)
 
     # -- announcements ----------------------------------------------------------------------------
+    # Gossiped in the background, as tasks of this service: the caller (authoring, RPC, finality)
+    # never waits for the network, and a failed publish (no peers yet, queue full) is not its problem.
 
-    async def announce_block(self, block: Block) -> None:
+    def announce_block(self, block: Block) -> None:
+        """Gossip a new block, or only its header when the block is too large for gossip."""
         message = encode([ANNOUNCE_BLOCK, block.to_wire()])
         if len(message) > self.network.config.max_gossip_bytes:
             message = encode([ANNOUNCE_HEADER, block.header.to_wire()])
-        await self._publish(TOPIC_BLOCKS, message)
+        self._publish_soon(TOPIC_BLOCKS, message)
 
-    async def announce_transaction(self, encoded: bytes) -> None:
-        await self._publish(TOPIC_TX, encoded)
+    def announce_transaction(self, encoded: bytes) -> None:
+        self._publish_soon(TOPIC_TX, encoded)
 
-    async def publish_vote(self, encoded: bytes) -> None:
-        await self._publish(TOPIC_VOTES, encoded)
+    def publish_vote(self, encoded: bytes) -> None:
+        self._publish_soon(TOPIC_VOTES, encoded)
+
+    def _publish_soon(self, topic: str, data: bytes) -> None:
+        if self._nursery is not None:  # before the service runs there is nobody to tell
+            self._nursery.start_soon(self._publish, topic, data)
 
     async def _publish(self, topic: str, data: bytes) -> None:
         try:
             await self.network.publish(topic, data)
         except Exception as exc:  # noqa: BLE001 - no peers yet, queue full: never fatal
             log.debug("publish on %s failed: %s", topic, exc)
+
+    # -- what the finality gadget asks of the network ---------------------------------------------
+
+    def peer_ids(self) -> list[str]:
+        """Connected peers, sorted."""
+        return sorted(p.peer_id for p in self.network.peers())
+
+    async def request_catch_up(self, peer_id: str) -> bytes:
+        """The peer's finality catch-up (b"" if it has none); raises `RequestFailed`."""
+        return await self.network.request(peer_id, sync.PROTOCOL, sync.catch_up_request(), timeout=5.0)
+
+    def report(self, peer_id: str, penalty: int, reason: str) -> None:
+        """Lower a peer's score (see `Network.report`)."""
+        self.network.report(peer_id, penalty, reason)
 
     # -- NetworkHandler: gossip -------------------------------------------------------------------
 
@@ -106,11 +173,9 @@ class NodeNetwork:
         if topic == TOPIC_TX:
             return self._on_tx_gossip(data, peer_id)
         if topic == TOPIC_VOTES:
-            finality = getattr(self.node, "finality", None)
-            if finality is None:
+            if self.finality is None:
                 return Verdict.IGNORE
-            verdict: Verdict = finality.on_vote_gossip(data, peer_id)
-            return verdict
+            return self.finality.on_vote_gossip(data, peer_id)
         return Verdict.REJECT
 
     async def _on_block_gossip(self, data: bytes, peer_id: str) -> Verdict:
@@ -120,9 +185,9 @@ class NodeNetwork:
             if kind == ANNOUNCE_HEADER:
                 header = Header.from_wire(payload)
                 self._note_peer_best(peer_id, header)
-                if not self.node.chain.contains(header.hash):
+                if not self.chain.contains(header.hash):
                     self._wake()
-                return Verdict.IGNORE if self.node.chain.contains(header.hash) else Verdict.ACCEPT
+                return Verdict.IGNORE if self.chain.contains(header.hash) else Verdict.ACCEPT
             block = Block.from_wire(payload)
         except DecodeError as exc:
             self.network.report(peer_id, PENALTY_BAD_BLOCK, f"malformed block announcement: {exc}")
@@ -133,7 +198,7 @@ class NodeNetwork:
 
     def _import(self, block: Block, peer_id: str, source: str, verified: list[bool] | None = None) -> Verdict:
         try:
-            self.node.import_block(block, verified)
+            self.blocks.import_block(block, verified)
         except (AlreadyKnown, NotOnFinalizedChain):
             return Verdict.IGNORE
         except UnknownParent:
@@ -148,7 +213,7 @@ class NodeNetwork:
 
     def _on_tx_gossip(self, data: bytes, peer_id: str) -> Verdict:
         try:
-            self.node.submit_extrinsic(data, from_network=True)
+            self.transactions.submit_extrinsic(data, from_network=True)
         except PoolRejected as exc:
             if exc.reason in BENIGN_TX_REASONS:
                 return Verdict.IGNORE
@@ -167,9 +232,12 @@ class NodeNetwork:
         if protocol != sync.PROTOCOL:
             raise RequestRejected(f"unknown protocol {protocol}")
         try:
-            return sync.serve_request(self.node, data)
+            return sync.serve_request(self.chain, data, self._catch_up_response)
         except sync.BadRequest as exc:
             raise RequestRejected(str(exc)) from exc
+
+    def _catch_up_response(self) -> bytes:
+        return self.finality.catch_up_response() if self.finality is not None else b""
 
     def on_peer_connected(self, peer_id: str) -> None:
         if self._nursery is not None:
@@ -190,17 +258,17 @@ class NodeNetwork:
         except (RequestFailed, DecodeError) as exc:
             log.debug("status from %s failed: %s", peer_id, exc)
             return
-        if status.genesis_hash != self.node.genesis_hash:
+        if status.genesis_hash != self.chain.genesis_hash:
             self.network.report(peer_id, PENALTY_WRONG_GENESIS, "peer is on another chain (genesis differs)")
             return
         self.peer_status[peer_id] = status
-        if status.best_number > self.node.chain.best_header().number:
+        if status.best_number > self.chain.best_header().number:
             self._wake()
 
     async def _status_loop(self) -> None:
         while True:
             await trio.sleep(STATUS_REFRESH_S)
-            for peer in sorted(p.peer_id for p in self.network.peers()):
+            for peer in self.peer_ids():
                 await self._refresh_status(peer)
 
     async def _sync_loop(self) -> None:
@@ -212,12 +280,12 @@ class NodeNetwork:
                 await trio.sleep(0)
 
     def _pick_peer(self) -> tuple[str, sync.PeerStatus] | None:
-        best = self.node.chain.best_header()
+        best = self.chain.best_header()
         candidates = [
             (status.best_number, peer, status)
             for peer, status in self.peer_status.items()
             if status.best_number > best.number
-            or (status.best_number == best.number and not self.node.chain.contains(status.best_hash))
+            or (status.best_number == best.number and not self.chain.contains(status.best_hash))
         ]
         if not candidates:
             return None
@@ -246,7 +314,7 @@ class NodeNetwork:
         if picked is None:
             return False
         peer, status = picked
-        chain = self.node.chain
+        chain = self.chain
         best = chain.best_header()
         start = best.number + 1
         if status.best_number <= best.number:
@@ -294,7 +362,7 @@ class NodeNetwork:
     async def _verify(self, entries: list[tuple[Block, bytes | None]]) -> list[list[bool]]:
         """All signatures of a range at once, in a worker thread on every core (libsodium
         releases the GIL)."""
-        max_bytes = system.read_params(self.node.chain.best_state()).max_extrinsic_bytes
+        max_bytes = system.read_params(self.chain.best_state()).max_extrinsic_bytes
         return await trio.to_thread.run_sync(verify_range, [block for block, _ in entries], max_bytes)
 
     async def _download_into(self, send: trio.MemorySendChannel[Downloaded | None], peer: str, start: int) -> None:
@@ -307,7 +375,7 @@ class NodeNetwork:
     ) -> tuple[int, bool]:
         """Import downloaded blocks in order; (blocks imported, False if the peer sent a bad one)."""
         imported = 0
-        with self.node.importing_batch():  # one flush (and finalization) for the batch
+        with self.blocks.importing_batch():  # one flush (and finalization) for the batch
             for (block, justification), checks in zip(entries, verified, strict=True):
                 verdict = self._import(block, peer, source="sync", verified=checks)
                 if verdict is Verdict.REJECT:
@@ -315,8 +383,8 @@ class NodeNetwork:
                     return imported, False
                 if verdict is Verdict.ACCEPT:
                     imported += 1
-                if justification is not None:
-                    self.node.on_justification(block.hash, justification, peer)
+                if justification is not None and self.finality is not None:
+                    self.finality.on_justification(block.hash, justification, peer)
                 if imported % 16 == 0:
                     await trio.sleep(0)  # let RPC, gossip and the prefetch run between blocks
         self.progress.record(imported)
@@ -328,5 +396,5 @@ class NodeNetwork:
                 "⚙️  Syncing %.1f bps, target=#%d, best: #%d",
                 self.progress.last_rate,
                 self.progress.target,
-                self.node.chain.best_header().number,
+                self.chain.best_header().number,
             )

@@ -1,9 +1,10 @@
-"""The node: database, chain, pool, authoring and RPC, run as trio services in one nursery.
+"""The node: the operations that touch several parts of the client at once.
 
-`Node` owns the pieces and the few operations that touch several of them (submit a
-transaction, author a slot, import a block); `Node.run` starts the services — the Aura slot
-loop (if this node is an authority), the JSON-RPC server and the informant — and they all stop
-together when the nursery is cancelled (Ctrl-C).
+Submit a transaction (pool, then gossip), author a slot (builder, chain, pool, gossip, finality),
+import a block (importer, equivocation check, pool, subscribers, finality), finalize (chain,
+subscribers), and the status that RPC, metrics and the informant read. The parts are built and the
+services run by the composition root, `node.service`; the services reach the node through the
+narrow protocols declared next to each of them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from node import __version__
-from node.chain_spec import ChainSpec, load_chain_spec
+from node.chain_spec import ChainSpec
 from node.consensus.aura import slot_at
 from node.core.authoring import BuiltBlock, build_block
 from node.core.chain import Chain, HeadChange
-from node.core.db import ChainDB
 from node.core.importer import ImportedBlock, import_block
 from node.core.notifier import Notifier
 from node.core.txpool import PoolLimits, PoolRejected, TxPool
@@ -34,6 +34,7 @@ from node.runtime import aura, offences, system
 from node.types import Block, Call, DigestItem, DigestKind, Extrinsic, Header, extrinsic_hash
 
 if TYPE_CHECKING:  # networking is imported only by nodes that network (py-libp2p is heavy)
+    from node.core.finality_service import FinalityService
     from node.core.network_service import NodeNetwork
     from node.metrics import NodeMetrics
     from node.p2p.network import NetworkConfig
@@ -62,44 +63,33 @@ class NodeConfig:
 
 
 class Node:
-    def __init__(self, config: NodeConfig) -> None:
+    """A node's chain, pool and subscribers, and the operations over several of them.
+
+    Built by `node.service.open_node`. `network`, `finality` and `metrics` are set by the
+    composition root when those services exist; None means the node runs without them.
+    """
+
+    def __init__(
+        self, config: NodeConfig, chain: Chain, pool: TxPool, notifier: Notifier, verification: VerificationCache
+    ) -> None:
         self.config = config
         self.spec = config.spec
         self.name = config.name
         self.version = __version__
-        db_path = config.base_path / "chains" / config.spec.id / "db"
-        self.db = ChainDB(db_path, config.pruning)
-        self.chain = Chain(self.db, config.spec)
-        self.genesis_hash = self.chain.genesis_hash
-        self.verification = VerificationCache()  # shared by pool, builder and import
-        self.pool = TxPool(self.genesis_hash, config.pool_limits, self.verification)
-        self.notifier = Notifier()
-        self.pool.listeners.append(self.notifier.tx_status)
+        self.chain = chain
+        self.db = chain.db
+        self.genesis_hash = chain.genesis_hash
+        self.pool = pool
+        self.notifier = notifier
+        self.verification = verification  # the runtime's host: shared by pool, builder and import
         self.authority = config.authority
         self.role = "authority" if config.authority is not None else "full"
-        self.rpc_port: int | None = None
         self.blocks_authored = 0
         self.network: NodeNetwork | None = None
+        self.finality: FinalityService | None = None  # with a network and several authorities
+        self.metrics: NodeMetrics | None = None
         self._headers_by_slot: dict[int, Header] = {}
         self._batch_depth = 0
-        self.metrics: NodeMetrics | None = None
-        if config.prometheus_port is not None:
-            from node.metrics import NodeMetrics
-
-            self.metrics = NodeMetrics(self)
-        self.prometheus_port: int | None = None
-        self.finality: Any = None  # the finality gadget service, when there are several authorities
-        self._nursery: trio.Nursery | None = None
-
-    @classmethod
-    def dev(cls, base_path: Path, **overrides: Any) -> Node:
-        """A single-node development chain with `//Alice` as the authority."""
-        from node.keys import dev_keypair
-
-        config = NodeConfig(base_path=base_path, spec=load_chain_spec("dev"), authority=dev_keypair("//Alice"))
-        for key, value in overrides.items():
-            setattr(config, key, value)
-        return cls(config)
 
     def close(self) -> None:
         self.db.close()
@@ -110,28 +100,9 @@ class Node:
         """Admit a transaction to the pool; local ones (RPC) are then gossiped to peers."""
         best = self.chain.best_header()
         ext_hash = self.pool.submit(encoded, self.chain.best_state(), best.number)
-        if not from_network:
-            self.spawn(self._announce_transaction, encoded)
+        if not from_network and self.network is not None:
+            self.network.announce_transaction(encoded)
         return ext_hash
-
-    def spawn(self, function: Any, *args: Any) -> None:
-        """Run a network task (announcements, requests) in the node's nursery; a node without
-        networking has nothing to send, so the task is dropped."""
-        if self._nursery is not None and self.network is not None:
-            self._nursery.start_soon(function, *args)
-
-    async def _announce_transaction(self, encoded: bytes) -> None:
-        assert self.network is not None
-        await self.network.announce_transaction(encoded)
-
-    async def _announce_block(self, block: Block) -> None:
-        assert self.network is not None
-        await self.network.announce_block(block)
-
-    def on_justification(self, block_hash: bytes, justification: bytes, peer_id: str | None) -> None:
-        """A justification arrived with a synced block: the finality gadget verifies it."""
-        if self.finality is not None:
-            self.finality.on_justification(block_hash, justification, peer_id)
 
     def next_nonce(self, account_id: bytes) -> int:
         state_nonce = system.read_account(self.chain.best_state(), account_id).nonce
@@ -260,16 +231,17 @@ class Node:
         log.info(
             "✨ Prepared block #%d (%s) with %d extrinsics in %.0f ms",
             header.number,
-            _short(header.hash),
+            short_hash(header.hash),
             len(built.block.extrinsics),
             built.seconds * 1000,
         )
         self._headers_by_slot.setdefault(slot, header)
         self._after_import(change)
-        self.spawn(self._announce_block, built.block)
+        if self.network is not None:
+            self.network.announce_block(built.block)
         self._after_new_block(built.block)
-        if self.config.test_equivocate:
-            self.spawn(self._announce_block, self._equivocating_twin(built.block))
+        if self.config.test_equivocate and self.network is not None:
+            self.network.announce_block(self._equivocating_twin(built.block))
         return built
 
     def _equivocating_twin(self, block: Block) -> Block:
@@ -335,8 +307,8 @@ class Node:
         rate_down = (down - previous_bytes[0]) / seconds if seconds else 0.0
         rate_up = (up - previous_bytes[1]) / seconds if seconds else 0.0
         return (
-            f"{state} ({peers} peers), best: #{best.number} ({_short(best.hash)}), "
-            f"finalized #{finalized.number} ({_short(finalized.hash)}), "
+            f"{state} ({peers} peers), best: #{best.number} ({short_hash(best.hash)}), "
+            f"finalized #{finalized.number} ({short_hash(finalized.hash)}), "
             f"txpool: ready {ready} future {future}, ⬇ {_rate(rate_down)} ⬆ {_rate(rate_up)}"
         )
 
@@ -353,42 +325,6 @@ class Node:
             log.info(self.status_line(interval, previous))
             previous = self.bandwidth()
 
-    # -- services -------------------------------------------------------------------------------
-
-    async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
-        best = self.chain.best_header()
-        log.info("🏷  Node name: %s, role: %s", self.name, self.role)
-        log.info("🔨 Chain: %s, genesis %s", self.spec.name, _short(self.genesis_hash))
-        log.info("📦 Best block: #%d (%s), database %s", best.number, _short(best.hash), self.db.path)
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            if self.config.network is not None:
-                from node.core.network_service import NodeNetwork
-
-                self.network = NodeNetwork(self, self.config.network)
-                await nursery.start(self.network.run)
-                if not self.single_authority():
-                    from node.core.finality_service import FinalityService
-
-                    self.finality = FinalityService(self)
-                    nursery.start_soon(self.finality.run)
-            if self.config.rpc_port is not None:
-                from node.rpc.server import serve_rpc
-
-                self.rpc_port = await nursery.start(serve_rpc, self, self.config.rpc_host, self.config.rpc_port)
-                log.info("Running JSON-RPC server: addr=%s:%d", self.config.rpc_host, self.rpc_port)
-            if self.metrics is not None:
-                from node.metrics import serve_metrics
-
-                self.prometheus_port = await nursery.start(
-                    serve_metrics, self.metrics, "127.0.0.1", self.config.prometheus_port
-                )
-                log.info("〽️ Prometheus exporter started at 127.0.0.1:%d/metrics", self.prometheus_port)
-            if self.authority is not None:
-                nursery.start_soon(self.run_authoring)
-            nursery.start_soon(self.run_informant)
-            task_status.started(self)
-
 
 def _rate(bytes_per_second: float) -> str:
     if bytes_per_second >= 1024 * 1024:
@@ -396,6 +332,7 @@ def _rate(bytes_per_second: float) -> str:
     return f"{bytes_per_second / 1024:.1f}kiB/s"
 
 
-def _short(block_hash: bytes) -> str:
+def short_hash(block_hash: bytes) -> str:
+    """``0x1234…abcd``, as block hashes appear in the logs."""
     text = block_hash.hex()
     return f"0x{text[:4]}…{text[-4:]}"

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from node.codec import DecodeError, decode, encode, expect_bytes, expect_int, expect_list
+from node.core.chain import Chain
 from node.types import HASH_LEN, MAX_BLOCK_BYTES, Block
-
-if TYPE_CHECKING:
-    from node.core.node import Node
 
 log = logging.getLogger("imagechain.sync")
 
@@ -98,18 +97,20 @@ def decode_blocks_response(data: bytes) -> list[tuple[Block, bytes | None]]:
     return result
 
 
-def serve_request(node: Node, data: bytes) -> bytes:
-    """Answer one sync request from our chain; BadRequest for malformed ones (the peer pays)."""
+def serve_request(chain: Chain, data: bytes, catch_up: Callable[[], bytes]) -> bytes:
+    """Answer one sync request from our chain; BadRequest for malformed ones (the peer pays).
+
+    ``catch_up`` gives the finality voter's catch-up (b"" when there is none to give).
+    """
     try:
         request = expect_list(decode(data, MAX_REQUEST_BYTES), what="sync request")
         kind = expect_int(request[0] if request else None, 3, "request kind")
     except DecodeError as exc:
         raise BadRequest(str(exc)) from exc
-    chain = node.chain
     if kind == STATUS:
-        return encode(local_status(node).to_wire())
+        return encode(local_status(chain).to_wire())
     if kind == CATCH_UP:
-        return node.finality.catch_up_response() if node.finality is not None else b""
+        return catch_up()
     if kind == BLOCKS:
         try:
             _, start, count = expect_list(request, 3, "blocks request")
@@ -140,10 +141,10 @@ def serve_request(node: Node, data: bytes) -> bytes:
     return encode([[block.to_wire(), chain.justification(block_hash)]])
 
 
-def local_status(node: Node) -> PeerStatus:
-    best = node.chain.best_header()
-    finalized = node.chain.finalized_header()
-    return PeerStatus(node.genesis_hash, best.number, best.hash, finalized.number, finalized.hash)
+def local_status(chain: Chain) -> PeerStatus:
+    best = chain.best_header()
+    finalized = chain.finalized_header()
+    return PeerStatus(chain.genesis_hash, best.number, best.hash, finalized.number, finalized.hash)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Network configuration and the persistent node key.
+"""Network configuration, the persistent node key, and peer multiaddrs as the configuration gives them.
 
 The node key is the libp2p identity (PROTOCOL section 3: "libp2p peer identities are ed25519 keys
 persisted under the node's base path"). It is stored like Substrate stores it: the raw 32-byte
@@ -13,9 +13,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import multiaddr
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
 
 __all__ = [
     "DEFAULT_PORT",
@@ -23,6 +25,7 @@ __all__ = [
     "NetworkConfig",
     "load_or_create_node_key",
     "node_key_path",
+    "parse_peer_multiaddr",
     "peer_id_of",
 ]
 
@@ -122,3 +125,12 @@ def load_or_create_node_key(base_path: Path) -> KeyPair:
 def peer_id_of(key_pair: KeyPair) -> str:
     """Base58 peer id (``12D3KooW...``) of a key pair."""
     return ID.from_pubkey(key_pair.public_key).to_base58()
+
+
+def parse_peer_multiaddr(addr: str) -> tuple[str, multiaddr.Multiaddr]:
+    """Split ``/ip4/1.2.3.4/tcp/30333/p2p/12D3KooW...`` into (peer id, transport address)."""
+    try:
+        info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as exc:
+        raise ValueError(f"{addr!r} is not a multiaddr ending in /p2p/<peer id>: {exc}") from exc
+    return info.peer_id.to_base58(), info.addrs[0]

@@ -1,4 +1,6 @@
-"""Gossip topics and the validation pipeline between py-libp2p and the node's `on_gossip`.
+"""Gossip: the node's topics, the validation pipeline into `on_gossip`, and publishing.
+
+`Gossip` holds the four topics on a running pubsub; `TopicPipeline` is one topic's way in.
 
 py-libp2p runs a topic validator on every message before it marks it seen, hands it to the
 subscription channel and forwards it. We use the validator as the single entry point into the node:
@@ -20,6 +22,10 @@ Why this shape:
   GossipSub uses) and let only the first copy through.
 * A validator that raises would crash py-libp2p's Pubsub service and with it the node, so nothing
   from the handler escapes: exceptions become REJECT plus a penalty.
+
+On the way out, py-libp2p drops silently what does not fit: messages over its 1 MiB RPC limit
+(`Gossip.publish` refuses them above `max_gossip_bytes` instead) and RPCs beyond a peer's outbound
+queue (`publish` waits, briefly, for a nearly full queue to drain).
 """
 
 from __future__ import annotations
@@ -29,13 +35,17 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
+from libp2p.peer.id import ID
 
-from node.p2p.api import UnknownTopic, Verdict
+from node.p2p.api import GossipTooLarge, NetworkNotRunning, UnknownTopic, Verdict
+from node.p2p.config import NetworkConfig
+from node.p2p.host import GuardedPubsub
 from node.p2p.scoring import PENALTY_HANDLER_ERROR, PENALTY_INVALID_GOSSIP, PENALTY_OVERSIZED
 
-__all__ = ["TOPICS", "GossipCounters", "TopicPipeline", "full_topic", "short_topic"]
+__all__ = ["TOPICS", "Gossip", "GossipCounters", "TopicPipeline", "full_topic", "short_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,10 @@ TOPICS: tuple[str, ...] = ("blocks", "tx", "votes", "tickets")
 # cache takes over once a message is validated; this only needs to cover messages in flight and
 # REJECTed ones (which py-libp2p never marks seen, so peers can keep sending them).
 _RECENT_IDS = 8192
+# publish() waits while a recipient's outbound queue is this full (see _wait_for_outbound_room).
+_QUEUE_HIGH_WATER = 0.75
+_PUBLISH_WAIT_MAX = 2.0
+_STALL_AFTER = 0.25  # a full queue that has not shrunk for this long belongs to a stalled peer
 
 
 def full_topic(genesis_hash: bytes, name: str) -> str:
@@ -209,3 +223,162 @@ class TopicPipeline:
     def _forget(self, msg_id: bytes, pending: _Pending) -> None:
         if self._recent.get(msg_id) is pending:
             del self._recent[msg_id]
+
+
+class Gossip:
+    """The node's topics on one pubsub: validation on the way in, backpressure on the way out.
+
+    Created with the node, started (`start`) once the pubsub service runs; per-topic counters
+    exist from the start, so they can be read before, during and after a run.
+    """
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        local_peer_id: str,
+        *,
+        on_gossip: OnGossip,
+        penalise: Penalise,
+        refuses: Refuses,
+    ) -> None:
+        self.config = config
+        self._local_peer_id = local_peer_id
+        self._topics = {name: full_topic(config.genesis_hash, name) for name in TOPICS}
+        self._pipelines = {
+            name: TopicPipeline(
+                name,
+                on_gossip=on_gossip,
+                penalise=penalise,
+                refuses=refuses,
+                max_bytes=config.max_gossip_bytes,
+                queue_size=config.gossip_queue_size,
+            )
+            for name in TOPICS
+        }
+        self._stalled: set[ID] = set()  # peers whose outbound gossip queue stopped draining
+        self._pubsub: GuardedPubsub | None = None
+
+    async def start(self, pubsub: GuardedPubsub, nursery: trio.Nursery) -> None:
+        """Validate, subscribe to and drain every topic on a running pubsub (workers in ``nursery``)."""
+        self._pubsub = pubsub
+        for name, topic in self._topics.items():
+            pipeline = self._pipelines[name]
+            pubsub.set_topic_validator(topic, self._validator(pipeline), is_async_validator=True)
+            subscription = await pubsub.subscribe(topic)
+            nursery.start_soon(pipeline.run_worker)
+            nursery.start_soon(self._drain_subscription, subscription, pipeline.counters)
+
+    def detach(self) -> None:
+        """The pubsub stopped: publishing fails with `NetworkNotRunning` until the next `start`."""
+        self._pubsub = None
+
+    def topic(self, name: str) -> str:
+        """Full topic string of a short name ("blocks" -> "/imagechain/<genesis>/blocks")."""
+        try:
+            return self._topics[name]
+        except KeyError:
+            raise UnknownTopic(f"unknown topic {name!r}; expected one of {', '.join(TOPICS)}") from None
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Sign and gossip ``data`` on a topic; see `Network.publish`."""
+        full = self.topic(topic)
+        if len(data) > self.config.max_gossip_bytes:
+            raise GossipTooLarge(
+                f"{len(data)}-byte {topic} message exceeds max_gossip_bytes={self.config.max_gossip_bytes}; "
+                "send it over request-response"
+            )
+        if self._pubsub is None:
+            raise NetworkNotRunning("the network is not running")
+        pubsub = self._pubsub
+        await self._wait_for_outbound_room(pubsub, full, self._pipelines[topic].counters)
+        await pubsub.publish(full, bytes(data))
+        self._pipelines[topic].counters.published += 1
+
+    async def _wait_for_outbound_room(
+        self, pubsub: GuardedPubsub, topic: str, counters: GossipCounters
+    ) -> None:
+        """Wait while a recipient's py-libp2p outbound queue is nearly full and draining.
+
+        A peer whose queue stops draining (a stalled or hostile reader) is marked stalled and no
+        longer waited for, until its queue has room again; otherwise one such peer would throttle
+        all our publishing. Messages to a stalled peer are dropped by py-libp2p (and counted).
+        """
+        router: Any = pubsub.router
+        high_water = max(1, int(self.config.outbound_queue_size * _QUEUE_HIGH_WATER))
+        recipients = set(router.mesh.get(topic, ())) | set(router.fanout.get(topic, ()))
+        started = last_progress = trio.current_time()
+        previous: dict[ID, int] = {}
+        waited = False
+        while True:
+            full = {}
+            for peer in recipients:
+                queued = len(pubsub.peer_queues.get(peer, ()))
+                if queued < high_water:
+                    self._stalled.discard(peer)
+                elif peer not in self._stalled:
+                    full[peer] = queued
+            if not full:
+                break
+            now = trio.current_time()
+            if any(queued < previous.get(peer, queued + 1) for peer, queued in full.items()):
+                last_progress = now
+            previous = full
+            if now - last_progress > _STALL_AFTER or now - started > _PUBLISH_WAIT_MAX:
+                log.debug("outbound queues of %s are not draining; no longer waiting for them", list(full))
+                self._stalled.update(full)
+                break
+            waited = True
+            await trio.sleep(0.002)
+        if waited:
+            counters.publish_waits += 1
+
+    def _validator(self, pipeline: TopicPipeline) -> Any:
+        own_id = ID.from_base58(self._local_peer_id)
+
+        async def validate(forwarder: ID, msg: Any) -> bool:
+            if forwarder == own_id:
+                return True  # our own publish: the node made it
+            try:
+                return await pipeline.validate(forwarder.to_base58(), msg.data)
+            except Exception:
+                log.exception("gossip validator failed; rejecting")
+                return False
+
+        return validate
+
+    @staticmethod
+    async def _drain_subscription(subscription: Any, counters: GossipCounters) -> None:
+        """Empty py-libp2p's 32-slot subscription channel promptly (it drops when full).
+
+        The node already saw each message in `on_gossip`; this only keeps the channel empty and
+        counts deliveries, which tests compare against the handler's count.
+        """
+        async for _msg in subscription:
+            counters.delivered += 1
+
+    @property
+    def counters(self) -> dict[str, GossipCounters]:
+        """Per-topic counters keyed by short topic name."""
+        return {name: p.counters for name, p in self._pipelines.items()}
+
+    def queued(self) -> dict[str, int]:
+        """Messages waiting for each topic's worker."""
+        return {name: p.queued for name, p in self._pipelines.items()}
+
+    @property
+    def outbound_drops(self) -> int:
+        """RPCs py-libp2p dropped because a peer's outbound queue was full (0 when not running)."""
+        return self._pubsub.outbound_drops if self._pubsub is not None else 0
+
+    def topic_peers(self, topic: str) -> list[str]:
+        """Connected peers subscribed to a topic (GossipSub knows them from their announcements)."""
+        if self._pubsub is None:
+            return []
+        return sorted(p.to_base58() for p in self._pubsub.peer_topics.get(self.topic(topic), ()))
+
+    def mesh_peers(self, topic: str) -> list[str]:
+        """Peers in our GossipSub mesh for a topic (they receive everything we publish on it)."""
+        if self._pubsub is None:
+            return []
+        router: Any = self._pubsub.router
+        return sorted(p.to_base58() for p in router.mesh.get(self.topic(topic), ()))

@@ -29,6 +29,9 @@ Everything that bends py-libp2p 0.8.1 to our needs is in this module, each with 
 * py-libp2p listens with SO_REUSEPORT and ignores listen failures, so a second node on a busy
   port "starts" and the kernel splits incoming connections between the two. `check_port_free`
   probes the port first (without SO_REUSEPORT, so it collides with any live listener).
+* py-libp2p's own shutdown runs unshielded awaits in ``finally`` blocks: a cancelled host leaks
+  its listening socket and closes connections one by one with a 0.1 s sleep each. `close_host`
+  releases the port and closes connections in parallel, shielded.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import multibase
 import trio
 from google.protobuf.message import DecodeError
 from libp2p import new_host
-from libp2p.abc import IHost, INetStream, IRawConnection, ISecureConn
+from libp2p.abc import IHost, INetConn, INetStream, IRawConnection, ISecureConn
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
@@ -83,6 +86,8 @@ __all__ = [
     "build_host",
     "cache_advertised_addrs",
     "check_port_free",
+    "close_connection",
+    "close_host",
     "content_msg_id",
     "guard_stream_handlers",
 ]
@@ -95,6 +100,7 @@ Gate = Callable[[str, str], str | None]
 
 # GossipSub mesh degree: go-libp2p's D=6 and Dhi=12, with Dlo=4 (go: 5).
 MESH_D, MESH_D_LOW, MESH_D_HIGH = 6, 4, 12
+_SHUTDOWN_TIMEOUT = 3.0
 
 
 class ByteMeter:
@@ -207,6 +213,34 @@ def check_port_free(addr: multiaddr.Multiaddr) -> None:
             probe.bind((ip, int(addr.value_for_protocol("tcp"))))
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {addr}: {exc.strerror}") from exc
+
+
+async def close_host(host: IHost) -> None:
+    """Release the listening port and close connections, even though we are being cancelled.
+
+    Listeners first (a restarted node must be able to bind its port again), then connections in
+    parallel (see the module docstring for what py-libp2p's own shutdown does).
+    """
+    swarm: Any = host.get_network()
+    with trio.move_on_after(_SHUTDOWN_TIMEOUT, shield=True):
+        for listener in list(swarm.listeners.values()):
+            try:
+                await listener.close()
+            except Exception:
+                log.debug("closing a listener failed", exc_info=True)
+        swarm.listeners.clear()
+        async with trio.open_nursery() as nursery:
+            for conns in list(swarm.connections.values()):
+                for conn in list(conns):
+                    nursery.start_soon(close_connection, conn)
+
+
+async def close_connection(conn: INetConn) -> None:
+    """Close one connection; a failure only means it was already going away."""
+    try:
+        await conn.close()
+    except Exception:
+        log.debug("closing a connection failed", exc_info=True)
 
 
 def guard_stream_handlers(host: IHost, penalise: Penalise) -> None:

@@ -12,6 +12,9 @@ hand each message to the same `Dispatcher`; what differs is around it:
   one task per subscription forwarding items from a node channel. When the socket closes, the
   nursery is cancelled and every subscription releases its node channel on the way out, so a
   client that vanishes leaves nothing behind.
+
+The methods see the node as `RpcNode`: chain reads, the pool, the notifier, transaction
+submission, and the network status and operator controls.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import trio
@@ -38,6 +41,14 @@ from node.rpc.jsonrpc import JSON, CallContext, Dispatcher, error_response
 from node.rpc.methods import TABLE
 from node.rpc.methods.substrate import system_health
 
+if TYPE_CHECKING:  # types only: the server does not depend on how the node is built
+    from node.chain_spec import ChainSpec
+    from node.core.chain import Chain
+    from node.core.network_service import NodeNetwork
+    from node.core.node import NodeConfig
+    from node.core.notifier import Notifier
+    from node.core.txpool import TxPool
+
 log = logging.getLogger("node.rpc")
 
 DEFAULT_HOST = "127.0.0.1"
@@ -45,6 +56,35 @@ DEFAULT_PORT = 9944
 
 WS_CLOSE_MESSAGE_TOO_BIG = 1009
 WS_CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class RpcNode(Protocol):
+    """What the RPC methods read and call on the node (`Node`).
+
+    Reads go to the chain, the pool and the notifier directly; writes go through
+    `submit_extrinsic`, the entry the network uses too. `network` is None without networking;
+    `config.rpc_unsafe` decides whether operator methods are served.
+    """
+
+    name: str
+    version: str
+    spec: ChainSpec
+    config: NodeConfig
+    genesis_hash: bytes
+    chain: Chain
+    pool: TxPool
+    notifier: Notifier
+    network: NodeNetwork | None
+
+    def submit_extrinsic(self, encoded: bytes, from_network: bool = False) -> bytes: ...
+
+    def next_nonce(self, account_id: bytes) -> int: ...
+
+    def peers(self) -> list[dict[str, Any]]: ...
+
+    def is_syncing(self) -> bool: ...
+
+    def sync_state(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -217,7 +257,7 @@ def _is_json_content_type(value: str) -> bool:
     return value.split(";", 1)[0].strip().lower() == "application/json"
 
 
-def build_app(node: Any, limits: RpcLimits | None = None) -> Starlette:
+def build_app(node: RpcNode, limits: RpcLimits | None = None) -> Starlette:
     """The Starlette app serving `node` (separate from `serve_rpc` so tests can mount it anywhere)."""
     limits = limits or RpcLimits()
     dispatcher = Dispatcher(TABLE, max_batch_len=limits.max_batch_len)
@@ -285,7 +325,7 @@ def build_app(node: Any, limits: RpcLimits | None = None) -> Starlette:
 
 
 async def _read_loop(
-    websocket: WebSocket, session: WebSocketSession, dispatcher: Dispatcher, node: Any, limits: RpcLimits
+    websocket: WebSocket, session: WebSocketSession, dispatcher: Dispatcher, node: RpcNode, limits: RpcLimits
 ) -> None:
     """Answer each message in turn until the client goes away or breaks a limit."""
     context = CallContext(node, session)
@@ -329,7 +369,7 @@ def _bind_address(host: str, port: int) -> str:
 
 
 async def serve_rpc(
-    node: Any,
+    node: RpcNode,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from node.chain_spec import parse_chain_spec
-from node.core.node import Node, NodeConfig
+from node.core.node import NodeConfig
 from node.keys import dev_keypair
 from node.runtime import balances, offences, system
 from node.runtime.executive import InvalidBlock, InvalidReason, InvalidTransaction
 from node.runtime.runtime import RUNTIME
+from node.service import open_node
 from node.types import Call, Extrinsic
 from tests.chainutil import IMG
 
@@ -19,8 +20,8 @@ SLOT = 10**8  # even: Alice's slots; odd: Bob's
 @pytest.fixture
 def nodes(tmp_path, dev_spec):
     spec = parse_chain_spec(dict(dev_spec.raw, id="equivocation", authorities=["//Alice", "//Bob"]))
-    alice = Node(NodeConfig(tmp_path / "a", spec, authority=dev_keypair("//Alice"), rpc_port=None, test_equivocate=True))
-    bob = Node(NodeConfig(tmp_path / "b", spec, authority=dev_keypair("//Bob"), rpc_port=None))
+    alice = open_node(NodeConfig(tmp_path / "a", spec, authority=dev_keypair("//Alice"), rpc_port=None, test_equivocate=True))
+    bob = open_node(NodeConfig(tmp_path / "b", spec, authority=dev_keypair("//Bob"), rpc_port=None))
     yield alice, bob
     alice.close()
     bob.close()

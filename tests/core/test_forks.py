@@ -13,6 +13,7 @@ from node.core.importer import NotOnFinalizedChain
 from node.core.node import Node, NodeConfig
 from node.keys import dev_keypair
 from node.runtime import system
+from node.service import open_node
 from node.types import extrinsic_hash
 from tests.chainutil import IMG, signed, transfer_call
 
@@ -25,7 +26,7 @@ def spec(dev_spec):
 
 def make_node(tmp_path: Path, spec, name: str, authority: str | None) -> Node:
     keypair = dev_keypair(authority) if authority else None
-    return Node(NodeConfig(tmp_path / name, spec, name=name, authority=keypair, rpc_port=None, pruning=4))
+    return open_node(NodeConfig(tmp_path / name, spec, name=name, authority=keypair, rpc_port=None, pruning=4))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from node.core.importer import AlreadyKnown, ImportError_, UnknownParent
 from node.core.node import Node
 from node.keys import dev_keypair
 from node.runtime import system
+from node.service import dev_node
 from node.state.trie import InvalidProof, verify_proof
 from node.types import Block, Header, aura_pre_digest, merkle_root
 from tests.chainutil import IMG, signed, transfer_call
@@ -98,7 +99,7 @@ def test_read_proof_verifies_against_the_header(author, bob):
 
 
 def test_pruning_keeps_the_window(tmp_path, bob):
-    node = Node.dev(tmp_path, rpc_port=None, pruning=2)
+    node = dev_node(tmp_path, rpc_port=None, pruning=2)
     try:
         roots = []
         for i in range(6):
@@ -119,11 +120,11 @@ def test_pruning_keeps_the_window(tmp_path, bob):
 
 
 def test_restart_keeps_chain_and_state(tmp_path, bob):
-    node = Node.dev(tmp_path, rpc_port=None)
+    node = dev_node(tmp_path, rpc_port=None)
     authored(node, bob, transfers=2)
     best = node.chain.best_header()
     node.close()
-    again = Node.dev(tmp_path, rpc_port=None)
+    again = dev_node(tmp_path, rpc_port=None)
     try:
         assert again.chain.best_header() == best
         assert again.chain.finalized_header() == best

@@ -9,12 +9,13 @@ import pytest
 from node.core.node import Node
 from node.core.txpool import PoolLimits, PoolRejected
 from node.keys import dev_keypair
+from node.service import dev_node
 from tests.chainutil import IMG, signed, transfer_call
 
 
 @pytest.fixture
 def node(tmp_path: Path):
-    n = Node.dev(tmp_path, rpc_port=None, pool_limits=PoolLimits(max_transactions=8, max_per_sender=4))
+    n = dev_node(tmp_path, rpc_port=None, pool_limits=PoolLimits(max_transactions=8, max_per_sender=4))
     yield n
     n.close()
 

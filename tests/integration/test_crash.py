@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from node.core.node import Node
 from node.keys import dev_keypair
 from node.runtime import balances
 from node.runtime.runtime import SPEC_VERSION
+from node.service import dev_node
 from node.types import Mortality, SignedExtra, sign_extrinsic
 from tests.chainutil import IMG, transfer_call
 from tests.integration.nodeproc import NodeProcess
@@ -65,7 +65,7 @@ def test_kill9_under_load_restarts_consistently(tmp_path):
         best = client.header()
         assert best.number >= seen_best > 0
         # Replay the stored chain into a fresh node: every block imports, the roots agree.
-        replay = Node.dev(tmp_path / "replay", rpc_port=None, authority=None)
+        replay = dev_node(tmp_path / "replay", rpc_port=None, authority=None)
         try:
             transfers = 0
             for number in range(1, best.number + 1):

@@ -250,18 +250,18 @@ async def test_publish_stops_waiting_for_a_peer_whose_queue_does_not_drain(tmp_p
     async with trio.open_nursery() as background:
         background.start_soon(drain)
         started = trio.current_time()
-        await network._wait_for_outbound_room(pubsub, topic, counters)
+        await network._gossip._wait_for_outbound_room(pubsub, topic, counters)
         waited = trio.current_time() - started
     # Waited for the draining peer (until below 6 of 8), gave up on the stuck one after 0.25 s
     # without progress, well before the 2 s cap.
     assert len(pubsub.peer_queues[draining]) < 6
     assert 0.3 < waited < 1.5
-    assert network._stalled == {stuck}
+    assert network._gossip._stalled == {stuck}
     assert counters.publish_waits == 1
 
     started = trio.current_time()
-    await network._wait_for_outbound_room(pubsub, topic, counters)
+    await network._gossip._wait_for_outbound_room(pubsub, topic, counters)
     assert trio.current_time() - started < 0.05  # the stalled peer is not waited for again
     pubsub.peer_queues[stuck] = []
-    await network._wait_for_outbound_room(pubsub, topic, counters)
-    assert network._stalled == set()  # it drained: waited for again from now on
+    await network._gossip._wait_for_outbound_room(pubsub, topic, counters)
+    assert network._gossip._stalled == set()  # it drained: waited for again from now on

@@ -15,13 +15,14 @@ import trio
 
 from node.core.node import Node
 from node.rpc.server import RpcLimits, serve_rpc
+from node.service import dev_node
 from tests.rpc.helpers import Server, StartServer, author
 
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
     """The real chain core on the built-in dev spec, with //Alice as its authority."""
-    dev = Node.dev(tmp_path, rpc_port=None)
+    dev = dev_node(tmp_path, rpc_port=None)
     yield dev
     dev.close()
 

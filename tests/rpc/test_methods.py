@@ -8,7 +8,6 @@ import httpx
 import trio
 
 from node.codec import blake2b_256
-from node.core.node import Node
 from node.keys import dev_keypair, encode_address
 from node.rpc import errors
 from node.rpc.encoding import block_from_json, header_from_json, to_hex
@@ -16,6 +15,7 @@ from node.rpc.methods import FAMILIES, TABLE, copyright, emission, licensing, ne
 from node.rpc.server import serve_rpc
 from node.runtime.executive import timestamp_inherent
 from node.runtime.system import KEY_NUMBER, Account, account_key
+from node.service import dev_node
 from node.state.trie import verify_proof
 from node.types import Mortality
 from tests.rpc.helpers import ALICE, BOB, CHARLIE, Server, author, error, result, transfer_extrinsic
@@ -193,7 +193,7 @@ async def test_pool_rejections_map_to_author_errors(http: httpx.AsyncClient, ser
 
 
 async def test_state_of_pruned_blocks_is_an_error(tmp_path: Path) -> None:
-    node = Node.dev(tmp_path, rpc_port=None, pruning=2)
+    node = dev_node(tmp_path, rpc_port=None, pruning=2)
     try:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(serve_rpc, node, "127.0.0.1", 0)
