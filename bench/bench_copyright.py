@@ -40,7 +40,7 @@ from node.runtime import copyright
 from node.runtime.executive import decode_extrinsic_cached
 from node.runtime.runtime import SPEC_VERSION
 from node.service import dev_node, open_node
-from node.types import IMMORTAL, Block, SignedExtra
+from node.types import Block, Mortality, SignedExtra
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,7 +75,7 @@ def make_uploads(count: int, width: int, height: int, genesis: bytes) -> tuple[l
 
 def signed(uploads: list[PreparedUpload], genesis: bytes, first_nonce: int) -> list[bytes]:
     return [
-        sign_registration(BOB, up, SignedExtra(genesis, SPEC_VERSION, first_nonce + i, 0, IMMORTAL))
+        sign_registration(BOB, up, SignedExtra(genesis, SPEC_VERSION, first_nonce + i, 0, Mortality.from_genesis(genesis)))
         for i, up in enumerate(uploads)
     ]
 

@@ -107,7 +107,8 @@ def build_chain(base: Path, spec_path: Path, blocks: int, transfers: int) -> Non
     nonce = 0
     for i in range(blocks):
         for _ in range(transfers):
-            extra = SignedExtra(node.genesis_hash, SPEC_VERSION, nonce, 0, Mortality(0, 0))
+            parent = node.chain.best_header()  # thousands of blocks: born at the parent, not genesis
+            extra = SignedExtra(node.genesis_hash, SPEC_VERSION, nonce, 0, Mortality(parent.number, 64, parent.hash))
             call = Call("balances", "transfer", (dest, IMG.to_bytes(16, "big")))
             node.submit_extrinsic(sign_extrinsic(bob, call, extra).encode())
             nonce += 1

@@ -65,7 +65,7 @@ def main() -> None:
     build_times = []
     for number in range(args.blocks):
         for sender in senders:
-            extra = SignedExtra(genesis, SPEC_VERSION, number, 0, Mortality(0, 0))
+            extra = SignedExtra(genesis, SPEC_VERSION, number, 0, Mortality.from_genesis(genesis))
             call = Call("balances", "transfer", (rng.choice(receivers), (10**17).to_bytes(16, "big")))
             author.submit_extrinsic(sign_extrinsic(sender, call, extra).encode())
         slot += 1

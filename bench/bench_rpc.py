@@ -93,7 +93,7 @@ def main() -> None:
             start = client.next_nonce(sender.account_id)
             body = []
             for i in range(per_client):
-                extra = SignedExtra(genesis, SPEC_VERSION, start + i, 0, Mortality(0, 0))
+                extra = SignedExtra(genesis, SPEC_VERSION, start + i, 0, Mortality.from_genesis(genesis))
                 call = Call("balances", "transfer", (dest, (10**15).to_bytes(16, "big")))
                 encoded = sign_extrinsic(sender, call, extra).encode()
                 body.append({"jsonrpc": "2.0", "id": i, "method": "author_submitExtrinsic",

@@ -32,6 +32,8 @@ from node.keys import PublicKey
 HASH_LEN = 32
 SIGNATURE_LEN = 64
 ENGINE_AURA = b"aura"
+# Domain separator of every Aura seal (finality votes have their own, `node.primitives.votes`).
+SEAL_CONTEXT = b"imagechain-aura-seal"
 ENGINE_FINALITY = b"FRNK"
 
 # Upper bound on a single encoded extrinsic before any parsing; the chain spec may set a lower one.
@@ -171,9 +173,18 @@ class Header:
             self.digest + (aura_seal(signature),),
         )
 
-    def seal_payload(self) -> bytes:
-        """What the author signs: the pre-hash, blake2b-256 of the header without its seal."""
+    def pre_hash(self) -> bytes:
+        """blake2b-256 of the header without its seal."""
         return blake2b_256(self.without_seal().encode())
+
+    def seal_payload(self, genesis_hash: bytes) -> bytes:
+        """What the author signs: a domain tag, the chain's genesis hash and the pre-hash.
+
+        The genesis hash makes a seal valid on one chain only: an authority whose key also signs
+        on another chain (a test network, a fork of the spec) cannot be shown to equivocate
+        here with headers from there.
+        """
+        return encode([SEAL_CONTEXT, genesis_hash, self.pre_hash()])
 
 
 @dataclass(frozen=True)
@@ -252,28 +263,51 @@ class Call:
         return f"{self.module}.{self.function}"
 
 
+# The longest a transaction may live, in blocks: the runtime keeps this many block hashes
+# (`system:block_hash`), and a transaction names its birth block by hash.
+MAX_MORTAL_PERIOD = 4096
+
+
 @dataclass(frozen=True)
 class Mortality:
-    """A transaction is valid for blocks `birth <= number < birth + period` (period 0 = immortal)."""
+    """When a transaction may be included: in blocks `birth < number < birth + period`.
+
+    `birth_hash` is the hash of block `birth` on the signer's chain (Substrate's `CheckMortality`
+    signs it too): the transaction is bound to that history, so it dies on any other fork or
+    chain, and it cannot outlive `period` blocks. Every signed transaction is mortal (PROTOCOL
+    refinement, `docs/protocol-notes.md`): an immortal one could be replayed once its account
+    is reaped and its nonce starts again at 0. One born at genesis (`from_genesis`) is what a
+    signer that knows nothing but the chain's genesis hash can make.
+    """
 
     birth: int
     period: int
+    birth_hash: bytes
 
-    def to_wire(self) -> list[int]:
-        return [self.birth, self.period]
+    def to_wire(self) -> list[Any]:
+        return [self.birth, self.period, self.birth_hash]
 
     @classmethod
     def from_wire(cls, obj: Any) -> Mortality:
-        birth, period = expect_list(obj, 2, "mortality")
-        return cls(expect_int(birth, U32_MAX, "mortality birth"), expect_int(period, U32_MAX, "mortality period"))
+        birth, period, birth_hash = expect_list(obj, 3, "mortality")
+        return cls(
+            expect_int(birth, U32_MAX, "mortality birth"),
+            expect_int(period, U32_MAX, "mortality period"),
+            expect_bytes(birth_hash, HASH_LEN, what="mortality birth hash"),
+        )
+
+    @classmethod
+    def from_genesis(cls, genesis_hash: bytes, period: int = MAX_MORTAL_PERIOD) -> Mortality:
+        """Born at block 0: valid in blocks 1 .. period - 1."""
+        return cls(0, period, genesis_hash)
+
+    @property
+    def death(self) -> int:
+        """The first block number at which the transaction is dead."""
+        return self.birth + self.period
 
     def is_alive_at(self, number: int) -> bool:
-        if self.period == 0:
-            return True
-        return self.birth <= number < self.birth + self.period
-
-
-IMMORTAL = Mortality(0, 0)
+        return self.birth < number < self.death
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ GENESIS = b"\x42" * 32
 
 def sample_extrinsic() -> bytes:
     call = Call("balances", "transfer", (b"\x01" * 32, (10**20).to_bytes(16, "big")))
-    return sign_extrinsic(dev_keypair("//Bob"), call, SignedExtra(GENESIS, 1, 7, 3, Mortality(5, 64))).encode()
+    return sign_extrinsic(dev_keypair("//Bob"), call, SignedExtra(GENESIS, 1, 7, 3, Mortality(5, 64, b"\x05" * 32))).encode()
 
 
 def sample_header() -> bytes:
     header = Header(b"\x01" * 32, 9, b"\x02" * 32, b"\x03" * 32, (aura_pre_digest(123),))
-    return header.with_seal(dev_keypair("//Alice").sign(header.seal_payload())).encode()
+    return header.with_seal(dev_keypair("//Alice").sign(header.seal_payload(GENESIS))).encode()
 
 
 def sample_block() -> bytes:

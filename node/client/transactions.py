@@ -2,7 +2,8 @@
 
 A signed call is bound to this chain (genesis hash) and runtime (spec version), takes the next
 nonce the node's pool expects, and is mortal for `mortal_period` blocks from the current best
-block (0 makes it immortal), so a transaction stuck in a pool cannot be replayed much later.
+block (whose hash it signs, so it lives on that chain only), so a transaction stuck in a pool
+cannot be replayed much later.
 
 Failures, all `RpcClientError`: `RpcError` when the pool refuses it, `TransactionFailed` when a
 watched transaction ends as invalid, dropped or usurped, `CallFailed` when it was included (and
@@ -24,7 +25,7 @@ from node.keys import Keypair
 from node.rpc.encoding import to_hex
 from node.runtime import system
 from node.runtime.runtime import SPEC_VERSION
-from node.types import IMMORTAL, Call, Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
+from node.types import Call, Mortality, SignedExtra, extrinsic_hash, sign_extrinsic
 
 __all__ = [
     "DEFAULT_INCLUSION_TIMEOUT_S",
@@ -104,7 +105,7 @@ def sign_call(
 ) -> bytes:
     """The encoded extrinsic, signed with the nonce, mortality and genesis hash the node gives."""
     best = client.header()
-    mortality = Mortality(best.number, mortal_period) if mortal_period else IMMORTAL
+    mortality = Mortality(best.number, mortal_period, best.hash)
     extra = SignedExtra(
         client.genesis_hash(), SPEC_VERSION, client.next_nonce(signer.account_id), tip, mortality
     )

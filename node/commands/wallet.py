@@ -17,6 +17,7 @@ import click
 from node.client import DEFAULT_URL, RpcClient, RpcClientError, transfer
 from node.keys import AddressError, Keypair, Scheme, decode_address, dev_keypair, encode_address
 from node.keystore import KeystoreError, load_signer, read_password_file
+from node.types import MAX_MORTAL_PERIOD
 from node.units import format_img, parse_img
 
 __all__ = ["account_group", "chain_group", "tx_group"]
@@ -112,8 +113,8 @@ def tx_group() -> None:
     "--mortality",
     default=64,
     show_default=True,
-    type=click.IntRange(0),
-    help="Valid for this many blocks (0: forever).",
+    type=click.IntRange(2, MAX_MORTAL_PERIOD),
+    help=f"Valid for this many blocks from the current best (at most {MAX_MORTAL_PERIOD}: no transaction is immortal).",
 )
 @click.option(
     "--no-wait", is_flag=True, help="Return once the node accepted it, without waiting for a block."

@@ -27,7 +27,9 @@ def slot_start_ms(slot: int, slot_ms: int) -> int:
     return slot * slot_ms
 
 
-def check_header(header: Header, parent: Header, authorities: list[bytes], now_slot: int) -> bytes:
+def check_header(
+    header: Header, parent: Header, authorities: list[bytes], now_slot: int, genesis_hash: bytes
+) -> bytes:
     """Check slot order and seal; return the author's public key or raise InvalidSeal."""
     slot = header.slot
     if slot is None:
@@ -43,6 +45,6 @@ def check_header(header: Header, parent: Header, authorities: list[bytes], now_s
     if not authorities:
         raise InvalidSeal("no authorities")
     author = author_of_slot(authorities, slot)
-    if not is_sealed_by(header, author):
+    if not is_sealed_by(header, author, genesis_hash):
         raise InvalidSeal(f"seal does not verify against slot {slot}'s author {author.hex()}")
     return author

@@ -73,5 +73,5 @@ def build_block(
     changes = RUNTIME.finalize_block(ctx)
     update = chain.db.state.update(parent.state_root, changes)
     header = Header(parent.hash, parent.number + 1, update.root, merkle_root(extrinsics), (pre_digest,))
-    sealed = header.with_seal(keypair.sign(header.seal_payload()))
+    sealed = header.with_seal(keypair.sign(header.seal_payload(chain.genesis_hash)))
     return BuiltBlock(Block(sealed, tuple(extrinsics)), update, ctx.events, invalid, time.perf_counter() - started)

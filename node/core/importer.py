@@ -118,7 +118,9 @@ def execute_and_check(
     parent_state = chain.state_reader(parent.hash)
     params = system.read_params(parent_state)
     try:
-        check_header(header, parent, aura.read_authorities(parent_state), slot_at(now_ms, params.slot_ms))
+        check_header(
+            header, parent, aura.read_authorities(parent_state), slot_at(now_ms, params.slot_ms), chain.genesis_hash
+        )
     except InvalidSeal as exc:
         raise ImportError_(f"bad seal: {exc}") from exc
     # Verify signatures on the other cores while executing optimistically; any bad signature

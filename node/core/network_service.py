@@ -53,8 +53,11 @@ PENALTY_WRONG_GENESIS = 1000
 Downloaded = tuple[list[tuple[Block, bytes | None]], list[list[bool]]]
 
 BENIGN_TX_REASONS = frozenset(
-    {"AlreadyImported", "StaleNonce", "FutureNonce", "TooLowPriority", "PoolFull", "AccountLimit", "Expired"}
-)
+    {
+        "AlreadyImported", "StaleNonce", "FutureNonce", "TooLowPriority", "PoolFull", "AccountLimit", "Expired",
+        "TemporarilyBanned", "RateLimited",
+    }
+)  # fmt: skip
 
 
 class BlockImport(Protocol):
@@ -68,9 +71,13 @@ class BlockImport(Protocol):
 
 
 class TransactionSubmit(Protocol):
-    """Admit a transaction to the pool; `Node` does, and gossips the ones not from the network."""
+    """Admit a transaction to the pool; `Node` does, and gossips the ready ones not from the network."""
 
-    def submit_extrinsic(self, encoded: bytes, from_network: bool = False) -> bytes: ...
+    def submit_extrinsic(self, encoded: bytes, from_network: bool = False, peer_id: str | None = None) -> bytes: ...
+
+    def is_ready(self, ext_hash: bytes) -> bool:
+        """Whether a pooled transaction is ready (only those are forwarded)."""
+        ...
 
 
 class FinalityVotes(Protocol):
@@ -213,13 +220,15 @@ class NodeNetwork:
 
     def _on_tx_gossip(self, data: bytes, peer_id: str) -> Verdict:
         try:
-            self.transactions.submit_extrinsic(data, from_network=True)
+            ext_hash = self.transactions.submit_extrinsic(data, from_network=True, peer_id=peer_id)
         except PoolRejected as exc:
             if exc.reason in BENIGN_TX_REASONS:
                 return Verdict.IGNORE
             log.debug("invalid transaction from %s: %s", peer_id, exc)
             return Verdict.REJECT  # the p2p layer lowers the sender's score for every REJECT
-        return Verdict.ACCEPT
+        # Only ready transactions travel on: one waiting for a nonce gap is kept, not forwarded
+        # (the node gossips it itself if the gap is filled), so gaps cannot be used to flood.
+        return Verdict.ACCEPT if self.transactions.is_ready(ext_hash) else Verdict.IGNORE
 
     def _note_peer_best(self, peer_id: str, header: Header) -> None:
         status = self.peer_status.get(peer_id)

@@ -96,13 +96,26 @@ class Node:
 
     # -- what RPC and the network call ----------------------------------------------------------
 
-    def submit_extrinsic(self, encoded: bytes, from_network: bool = False) -> bytes:
-        """Admit a transaction to the pool; local ones (RPC) are then gossiped to peers."""
+    def submit_extrinsic(self, encoded: bytes, from_network: bool = False, peer_id: str | None = None) -> bytes:
+        """Admit a transaction to the pool; a ready local one (RPC) is then gossiped to peers
+        (one from the network is forwarded by gossip itself once its validator accepts it).
+        `peer_id` names the gossip peer it came from, whose budget pays for expensive checks."""
         best = self.chain.best_header()
-        ext_hash = self.pool.submit(encoded, self.chain.best_state(), best.number)
-        if not from_network and self.network is not None:
+        ext_hash = self.pool.submit(encoded, self.chain.best_state(), best.number, best.hash, source=peer_id)
+        if not from_network and self.network is not None and self.pool.is_ready(ext_hash):
             self.network.announce_transaction(encoded)
+        self._announce_promoted()
         return ext_hash
+
+    def is_ready(self, ext_hash: bytes) -> bool:
+        return self.pool.is_ready(ext_hash)
+
+    def _announce_promoted(self) -> None:
+        """Transactions that waited for a nonce gap are gossiped once they are ready."""
+        promoted = self.pool.take_promoted()
+        if self.network is not None:
+            for encoded in promoted:
+                self.network.announce_transaction(encoded)
 
     def next_nonce(self, account_id: bytes) -> int:
         state_nonce = system.read_account(self.chain.best_state(), account_id).nonce
@@ -251,7 +264,7 @@ class Node:
         unsealed = block.header.without_seal()
         twin = Header(unsealed.parent_hash, unsealed.number, unsealed.state_root, unsealed.extrinsics_root,
                       unsealed.digest + (DigestItem(DigestKind.PRE_RUNTIME, b"twin", b"\x01"),))
-        return Block(twin.with_seal(self.authority.sign(twin.seal_payload())), block.extrinsics)
+        return Block(twin.with_seal(self.authority.sign(twin.seal_payload(self.genesis_hash))), block.extrinsics)
 
     def _after_import(self, change: HeadChange) -> None:
         """Keep the pool and the subscribers in step with a new best chain (reorgs included)."""
@@ -266,13 +279,14 @@ class Node:
         for header in change.retracted:
             for encoded in (self.chain.db.body(header.hash) or [])[1:]:  # skip the inherent
                 try:
-                    self.pool.submit(encoded, state, best.number)
+                    self.pool.readmit(encoded, state, best.number, best.hash)
                     readmitted += 1
                 except PoolRejected:
                     pass  # included on the new branch, or no longer valid
         if change.retracted:
             log.info("♻️  Reorg: retracted %d, enacted %d blocks; %d transactions back in the pool",
                      len(change.retracted), len(change.enacted), readmitted)
+        self._announce_promoted()
         self.notifier.new_head(best)
 
     async def run_authoring(self) -> None:

@@ -12,9 +12,9 @@ def author_of_slot(authorities: list[bytes], slot: int) -> bytes:
     return authorities[slot % len(authorities)]
 
 
-def is_sealed_by(header: Header, author: bytes) -> bool:
-    """Whether `header` carries an Aura seal that `author`'s ed25519 key signed."""
+def is_sealed_by(header: Header, author: bytes, genesis_hash: bytes) -> bool:
+    """Whether `header` carries an Aura seal that `author`'s ed25519 key signed for this chain."""
     seal = header.seal
     if seal is None or seal.engine != ENGINE_AURA:
         return False
-    return PublicKey(Scheme.ED25519, author).verify(header.seal_payload(), seal.data)
+    return PublicKey(Scheme.ED25519, author).verify(header.seal_payload(genesis_hash), seal.data)

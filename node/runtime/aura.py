@@ -18,6 +18,7 @@ that author (`offences`: a disabled equivocator) fails the hook, which makes the
 Storage
   aura:authorities    -> [ed25519 public key, ...] in authoring order
   aura:set_id         -> u64, the number of set changes so far (0 at genesis)
+  aura:set_start_slot -> u64, the first slot the current set authors (0 at genesis)
   aura:pending_change -> [enact at block number, [key, ...]] while a change is scheduled
 Calls
   schedule_change(authorities, delay)   root
@@ -64,6 +65,7 @@ BLOCK_AUTHOR = Notification("aura.block_author")
 
 AUTHORITIES: StorageValue[Any] = StorageValue(b"aura:authorities", MSGPACK)
 SET_ID: StorageValue[int] = StorageValue(b"aura:set_id", U64, 0)
+SET_START_SLOT: StorageValue[int] = StorageValue(b"aura:set_start_slot", U64, 0)
 PENDING_CHANGE: StorageValue[Any] = StorageValue(b"aura:pending_change", MSGPACK)
 KEY_AUTHORITIES = AUTHORITIES.key
 
@@ -81,6 +83,12 @@ def encode_authorities(authorities: list[bytes]) -> bytes:
 
 def read_set_id(get: StateGet) -> int:
     value = SET_ID.get(get)
+    assert value is not None
+    return value
+
+
+def read_set_start_slot(get: StateGet) -> int:
+    value = SET_START_SLOT.get(get)
     assert value is not None
     return value
 
@@ -109,6 +117,7 @@ def on_initialize(ctx: BlockContext) -> None:
     AUTHORITIES.put(ctx, arg_authorities(keys))
     set_id = read_set_id(ctx.state.get) + 1
     SET_ID.put(ctx, set_id)
+    SET_START_SLOT.put(ctx, ctx.slot + 1)  # this block is still the old set's
     PENDING_CHANGE.delete(ctx)
     ctx.deposit_event(NewAuthorities(set_id))
     ctx.notify(NEW_AUTHORITY_SET)
@@ -165,7 +174,7 @@ MODULE = RuntimeModule(
     calls=(schedule_change,),
     events=(NewAuthorities, ChangeScheduled),
     errors=(DelayTooShort, ChangePending, NoAuthorities),
-    storage=(AUTHORITIES, SET_ID, PENDING_CHANGE),
+    storage=(AUTHORITIES, SET_ID, SET_START_SLOT, PENDING_CHANGE),
     genesis=build_genesis,
     on_initialize=on_initialize,
 )

@@ -79,7 +79,7 @@ def _store(ctx: BlockContext, who: bytes, account: system.Account) -> None:
         if dust:
             _set_total_issuance(ctx, total_issuance(ctx) - dust)
             ctx.deposit_event(DustLost(who, dust))
-        system.put_account(ctx, who, system.Account())
+        system.put_account(ctx, who, system.Account(nonce=account.nonce))  # the nonce is remembered
         ctx.deposit_event(Reaped(who))
         return
     system.put_account(ctx, who, account)

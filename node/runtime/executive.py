@@ -53,7 +53,7 @@ from node.runtime.support import (
     StateGet,
     decode_field_values,
 )
-from node.types import Block, Call, Extrinsic, Header, merkle_root
+from node.types import MAX_MORTAL_PERIOD, Block, Call, Extrinsic, Header, Mortality, merkle_root
 
 
 class InvalidReason(Enum):
@@ -71,6 +71,7 @@ class InvalidReason(Enum):
     CANNOT_PAY = "InsufficientFunds"
     EXPIRED = "Expired"
     BIRTH_IN_FUTURE = "BirthInFuture"
+    BAD_MORTALITY = "BadMortality"
     EXHAUSTS_RESOURCES = "ExhaustsResources"
     MANDATORY = "BadInherent"
     BAD_UNSIGNED = "InvalidUnsignedProof"
@@ -110,7 +111,7 @@ class ValidTransaction:
     tip: int
     fee: int
     length: int
-    expires_at: int | None  # first block number at which it is dead
+    expires_at: int | None  # first block number at which it is dead (None: unsigned)
 
 
 @dataclass
@@ -154,6 +155,36 @@ def decode_extrinsic_cached(encoded: bytes) -> Extrinsic:
     Safe to share: `Extrinsic` is immutable, and failures (exceptions) are never cached.
     """
     return Extrinsic.decode(encoded)
+
+
+def check_mortality(
+    get: StateGet, mortality: Mortality, number: int, parent_hash: bytes, genesis_hash: bytes
+) -> None:
+    """A transaction for block `number` must be born on this chain's history, and still alive.
+
+    The birth block is named by number and hash (`Mortality`); its hash must be the one this
+    chain has at that height: the parent's for the newest birth, the genesis hash for birth 0,
+    else `system:block_hash`, which keeps exactly as many blocks as the longest period.
+    """
+    if not 0 < mortality.period <= MAX_MORTAL_PERIOD:
+        raise InvalidTransaction(
+            InvalidReason.BAD_MORTALITY,
+            f"period {mortality.period}: every transaction lives 1 to {MAX_MORTAL_PERIOD} blocks",
+        )
+    if mortality.birth >= number:
+        raise InvalidTransaction(InvalidReason.BIRTH_IN_FUTURE, f"birth block {mortality.birth}")
+    if not mortality.is_alive_at(number):
+        raise InvalidTransaction(InvalidReason.EXPIRED, f"mortal until block {mortality.death - 1}")
+    if mortality.birth == 0:
+        known = genesis_hash
+    elif mortality.birth == number - 1:
+        known = parent_hash
+    else:
+        known = system.BLOCK_HASH.get(get, mortality.birth)
+    if known != mortality.birth_hash:
+        raise InvalidTransaction(
+            InvalidReason.BAD_MORTALITY, f"born at a block #{mortality.birth} that is not on this chain"
+        )
 
 
 class Runtime:
@@ -207,11 +238,13 @@ class Runtime:
         extrinsic: Extrinsic,
         length: int,
         number: int,
+        parent_hash: bytes,
         signature_ok: bool | None,
         exact_nonce: bool,
         host: Host,
     ) -> tuple[CheckedExtrinsic, system.Account]:
-        """Every rule a signed transaction must pass to be included in block `number`."""
+        """Every rule a signed transaction must pass to be included in block `number` (whose
+        parent is `parent_hash`)."""
         assert extrinsic.signer is not None and extrinsic.extra is not None
         extra = extrinsic.extra
         spec, args = self.lookup_call(extrinsic.call)
@@ -221,11 +254,7 @@ class Runtime:
             raise InvalidTransaction(InvalidReason.WRONG_GENESIS, "transaction is for another chain")
         if extra.spec_version != self.spec_version:
             raise InvalidTransaction(InvalidReason.OUTDATED_SPEC, f"signed for spec {extra.spec_version}")
-        if extra.mortality.period and extra.mortality.birth > number:
-            raise InvalidTransaction(InvalidReason.BIRTH_IN_FUTURE, f"birth block {extra.mortality.birth}")
-        if not extra.mortality.is_alive_at(number):
-            end = extra.mortality.birth + extra.mortality.period
-            raise InvalidTransaction(InvalidReason.EXPIRED, f"mortal until block {end}")
+        check_mortality(get, extra.mortality, number, parent_hash, genesis_hash)
         if signature_ok is None:
             signature_ok = extrinsic.verify_signature()
         if not signature_ok:
@@ -255,13 +284,13 @@ class Runtime:
                 raise InvalidTransaction(InvalidReason.BAD_CALL, f"{spec.full_name}: {exc}") from exc
         return CheckedExtrinsic(extrinsic, spec, args, length, sender, fee), account
 
-    def check_unsigned(self, get: StateGet, spec: CallSpec, args: list[object]) -> bytes:
+    def check_unsigned(self, get: StateGet, genesis_hash: bytes, spec: CallSpec, args: list[object]) -> bytes:
         """Check a self-proving unsigned extrinsic; returns the tag it is unique by."""
         validate_unsigned = self.module_of[spec.module].validate_unsigned
         if spec.origin is not OriginKind.NONE or spec.inherent or validate_unsigned is None:
             raise InvalidTransaction(InvalidReason.BAD_ORIGIN, f"{spec.full_name} must be signed")
         try:
-            return validate_unsigned(get, spec.name, list(args))
+            return validate_unsigned(get, genesis_hash, spec.name, list(args))
         except InvalidUnsigned as exc:
             raise InvalidTransaction(InvalidReason.BAD_UNSIGNED, str(exc)) from exc
 
@@ -271,6 +300,7 @@ class Runtime:
         genesis_hash: bytes,
         encoded: bytes,
         best_number: int,
+        best_hash: bytes,
         signature_ok: bool | None = None,
         host: Host = PURE_HOST,
     ) -> ValidTransaction:
@@ -283,11 +313,11 @@ class Runtime:
         extrinsic = decode_extrinsic(encoded, params)
         if not extrinsic.is_signed:
             spec, args = self.lookup_call(extrinsic.call)
-            tag = self.check_unsigned(get, spec, args)
+            tag = self.check_unsigned(get, genesis_hash, spec, args)
             # Unsigned reports have no account: the pool files each under its own tag.
             return ValidTransaction(tag, 0, 0, 0, 0, len(encoded), None)
         checked, account = self.check_signed(
-            get, params, genesis_hash, extrinsic, len(encoded), best_number + 1, signature_ok, False, host
+            get, params, genesis_hash, extrinsic, len(encoded), best_number + 1, best_hash, signature_ok, False, host
         )
         assert extrinsic.extra is not None and checked.sender is not None
         mortality = extrinsic.extra.mortality
@@ -298,7 +328,7 @@ class Runtime:
             tip=extrinsic.extra.tip,
             fee=checked.fee,
             length=len(encoded),
-            expires_at=mortality.birth + mortality.period if mortality.period else None,
+            expires_at=mortality.death,
         )
 
     # -- block execution ------------------------------------------------------------------------
@@ -363,14 +393,15 @@ class Runtime:
             elif index == 0:
                 raise InvalidTransaction(InvalidReason.MANDATORY, "the first extrinsic must be timestamp.set")
             else:
-                self.check_unsigned(ctx.state.get, spec, args)
+                self.check_unsigned(ctx.state.get, genesis_hash, spec, args)
             checked = CheckedExtrinsic(extrinsic, spec, args, length, None, 0)
         else:
             if index == 0:
                 raise InvalidTransaction(InvalidReason.MANDATORY, "the first extrinsic must be timestamp.set")
             checked, account = self.check_signed(
-                ctx.state.get, ctx.params, genesis_hash, extrinsic, length, ctx.number, signature_ok, True, ctx.host
-            )
+                ctx.state.get, ctx.params, genesis_hash, extrinsic, length, ctx.number, ctx.parent_hash,
+                signature_ok, True, ctx.host,
+            )  # fmt: skip
 
         if ctx.weight_used + checked.spec.weight > ctx.params.max_block_weight:
             raise InvalidTransaction(InvalidReason.EXHAUSTS_RESOURCES, "block weight limit")

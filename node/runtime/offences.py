@@ -31,7 +31,7 @@ from typing import Any
 from node.codec import DecodeError, blake2b_256, encode, expect_bytes, expect_list
 from node.primitives.aura import author_of_slot, is_sealed_by
 from node.primitives.votes import EquivocationProof, InvalidEquivocation, check_equivocation_proof
-from node.runtime import aura, balances, system
+from node.runtime import aura, balances, system, timestamp
 from node.runtime.support import (
     BYTES,
     MSGPACK,
@@ -60,6 +60,9 @@ from node.units import parse_img
 
 NAME = "offences"
 MAX_PROOF_BYTES = 64 * 1024
+# A slot equivocation is reportable for this many slots (2 h 16 min of 2 s slots): long enough to
+# gossip and include a report, short enough that old headers cannot be dug up.
+REPORT_WINDOW_SLOTS = 4096
 
 DISABLED: StorageValue[Any] = StorageValue(b"offences:disabled", MSGPACK)
 REPORTED: StorageMap[bytes] = StorageMap(b"offences:reported:", (BYTES,), BYTES)
@@ -78,8 +81,14 @@ def read_disabled(get: StateGet) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_aura_equivocation(get: StateGet, first: bytes, second: bytes) -> tuple[bytes, bytes]:
-    """Return (offender, offence id) if the two headers prove a slot equivocation."""
+def check_aura_equivocation(get: StateGet, genesis_hash: bytes, first: bytes, second: bytes) -> tuple[bytes, bytes]:
+    """Return (offender, offence id) if the two headers prove a slot equivocation on this chain.
+
+    Both seals must verify for this chain (the seal signs the genesis hash), the slot must be one
+    the current authority set authored (at or after its first slot) and recent (within
+    `REPORT_WINDOW_SLOTS` of the state's own slot, not ahead of it by more than one): the
+    offender is then named by the very set that was authoring.
+    """
     try:
         a, b = Header.decode(first), Header.decode(second)
     except DecodeError as exc:
@@ -88,22 +97,28 @@ def check_aura_equivocation(get: StateGet, first: bytes, second: bytes) -> tuple
         raise InvalidUnsigned("the two headers are the same")
     if a.slot is None or a.slot != b.slot:
         raise InvalidUnsigned("the headers are not for the same slot")
+    now_slot = timestamp.read_now(get) // system.read_params(get).slot_ms
+    if not now_slot - REPORT_WINDOW_SLOTS <= a.slot <= now_slot + 1:
+        raise InvalidUnsigned(f"slot {a.slot} is not within {REPORT_WINDOW_SLOTS} slots of slot {now_slot}")
+    if a.slot < aura.read_set_start_slot(get):
+        raise InvalidUnsigned(f"slot {a.slot} was authored by an earlier authority set")
     authorities = aura.read_authorities(get)
     if not authorities:
         raise InvalidUnsigned("no authorities")
     offender = author_of_slot(authorities, a.slot)
-    if not (is_sealed_by(a, offender) and is_sealed_by(b, offender)):
-        raise InvalidUnsigned("a header's seal is not the slot author's")
+    if not (is_sealed_by(a, offender, genesis_hash) and is_sealed_by(b, offender, genesis_hash)):
+        raise InvalidUnsigned("a header's seal is not the slot author's on this chain")
     return offender, blake2b_256(encode([b"aura", offender, a.slot]))
 
 
-def check_finality_equivocation(get: StateGet, proof: bytes) -> tuple[bytes, bytes]:
-    """Return (offender, offence id) for a valid finality equivocation proof."""
-    genesis_hash = system.genesis_hash(get)
-    if genesis_hash is None:
-        raise InvalidUnsigned("genesis hash not yet in state")
+def check_finality_equivocation(get: StateGet, genesis_hash: bytes, proof: bytes) -> tuple[bytes, bytes]:
+    """Return (offender, offence id) for a valid finality equivocation proof of the current set
+    (votes sign the genesis hash, so votes of another chain never verify here)."""
     try:
         parsed = EquivocationProof.decode(proof)
+        set_id = aura.read_set_id(get)
+        if parsed.set_id != set_id:
+            raise InvalidEquivocation(f"the proof is for set {parsed.set_id}, the current set is {set_id}")
         offender = check_equivocation_proof(parsed, aura.read_authorities(get), genesis_hash)
     except (DecodeError, InvalidEquivocation, ValueError) as exc:
         raise InvalidUnsigned(str(exc)) from exc
@@ -111,15 +126,15 @@ def check_finality_equivocation(get: StateGet, proof: bytes) -> tuple[bytes, byt
     return offender, offence_id
 
 
-def _check_report(get: StateGet, function: str, args: list[Any]) -> tuple[bytes, bytes]:
+def _check_report(get: StateGet, genesis_hash: bytes, function: str, args: list[Any]) -> tuple[bytes, bytes]:
     if function == "report_aura_equivocation":
-        return check_aura_equivocation(get, args[0], args[1])
-    return check_finality_equivocation(get, args[0])
+        return check_aura_equivocation(get, genesis_hash, args[0], args[1])
+    return check_finality_equivocation(get, genesis_hash, args[0])
 
 
-def validate_unsigned(get: StateGet, function: str, args: list[Any]) -> bytes:
+def validate_unsigned(get: StateGet, genesis_hash: bytes, function: str, args: list[Any]) -> bytes:
     """Check a report before it enters the pool or a block; returns the offence id."""
-    _, offence_id = _check_report(get, function, args)
+    _, offence_id = _check_report(get, genesis_hash, function, args)
     if REPORTED.exists(get, offence_id):
         raise InvalidUnsigned("offence already reported")
     return offence_id
@@ -152,8 +167,11 @@ def punish(ctx: BlockContext, offender: bytes, offence_id: bytes, kind: str) -> 
 
 
 def _report(ctx: BlockContext, function: str, args: list[Any], kind: str) -> None:
+    genesis_hash = system.genesis_hash(ctx.state.get)
+    ensure(genesis_hash is not None, InvalidProof)
+    assert genesis_hash is not None
     try:
-        offender, offence_id = _check_report(ctx.state.get, function, args)
+        offender, offence_id = _check_report(ctx.state.get, genesis_hash, function, args)
     except InvalidUnsigned:
         raise InvalidProof() from None
     ensure(not REPORTED.exists(ctx, offence_id), DuplicateReport)

@@ -26,7 +26,7 @@ from node.runtime import (
 from node.runtime.executive import Runtime
 
 SPEC_NAME = "imagechain"
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 
 MODULES = (
     system.MODULE,

@@ -644,8 +644,8 @@ BlockHook = Callable[[BlockContext], None]
 GenesisHook = Callable[[GenesisState], None]
 # validate_call(get, genesis_hash, signer, call name, parsed args, host): raise InvalidCall.
 ValidateCall = Callable[[StateGet, bytes, bytes, str, list[Any], Host], None]
-# validate_unsigned(get, call name, parsed args) -> the tag the extrinsic is unique by.
-ValidateUnsigned = Callable[[StateGet, str, list[Any]], bytes]
+# validate_unsigned(get, genesis_hash, call name, parsed args) -> the tag the extrinsic is unique by.
+ValidateUnsigned = Callable[[StateGet, bytes, str, list[Any]], bytes]
 
 
 class InvalidUnsigned(ValueError):

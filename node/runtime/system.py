@@ -3,6 +3,11 @@
 The executive calls `initialize` first and `finalize` last in every block (FRAME's System):
 everything else a block does happens between them.
 
+Nonces survive reaping. An account that falls to nothing is removed (`balances`), but its
+nonce is remembered for `BLOCK_HASH_HISTORY` blocks, the longest any transaction lives: if the
+account is funded again meanwhile its nonce goes on from there, so none of the transactions it
+signed before can be replayed; once they are all dead (mortality), the memory goes too.
+
 Params (genesis `params` section)
   system:params              -> ChainParams (changed by root: `set_params`)
 Storage
@@ -13,6 +18,9 @@ Storage
   system:block_hash:<n u32>  -> hash of block n (kept for the last 4,096 blocks: mortality
                                 checks; the genesis hash, block 0, is kept for ever)
   system:genesis_spec_version -> u32, the spec version that built the genesis state
+  system:reaped:<id>         -> [nonce, block]: the nonce of an account reaped at `block`, kept
+                                while any transaction it signed before could still be alive
+  system:reaped_in:<n u32>   -> [id, ...]: the accounts reaped in block n (to forget them)
 Calls
   remark(data)               anyone; the extrinsic alone records the bytes
   set_params(params)         root
@@ -49,10 +57,11 @@ from node.runtime.support import (
     ensure_signed,
     event,
 )
+from node.types import MAX_MORTAL_PERIOD
 from node.units import parse_img
 
 NAME = "system"
-BLOCK_HASH_HISTORY = 4096
+BLOCK_HASH_HISTORY = MAX_MORTAL_PERIOD  # a transaction's birth block is always still known
 
 # ---------------------------------------------------------------------------------------------
 # Parameters
@@ -163,6 +172,8 @@ PARENT_HASH: StorageValue[bytes] = StorageValue(b"system:parent_hash", BYTES)
 EVENTS: StorageValue[Any] = StorageValue(b"system:events", MSGPACK)
 BLOCK_HASH: StorageMap[bytes] = StorageMap(b"system:block_hash:", (U32,), BYTES)
 GENESIS_SPEC_VERSION: StorageValue[int] = StorageValue(b"system:genesis_spec_version", U32)
+REAPED: StorageMap[Any] = StorageMap(b"system:reaped:", (BYTES,), MSGPACK)
+REAPED_IN: StorageMap[Any] = StorageMap(b"system:reaped_in:", (U32,), MSGPACK)
 
 # Raw keys that readers outside the runtime (RPC, wallet) fetch with `state_getStorage`.
 KEY_PARAMS = PARAMS.key
@@ -188,8 +199,12 @@ def _params_from(raw: bytes) -> ChainParams:
 
 
 def read_account(get: StateGet, account_id: bytes) -> Account:
+    """An account's record; a recently reaped one reads as empty with its remembered nonce."""
     raw = get(ACCOUNTS.key(account_id))
-    return Account() if raw is None else Account.decode(raw)
+    if raw is not None:
+        return Account.decode(raw)
+    reaped = REAPED.get(get, account_id)
+    return Account() if reaped is None else Account(nonce=reaped[0])
 
 
 def get_account(ctx: BlockContext, account_id: bytes) -> Account:
@@ -197,11 +212,15 @@ def get_account(ctx: BlockContext, account_id: bytes) -> Account:
 
 
 def put_account(ctx: BlockContext | GenesisState, account_id: bytes, account: Account) -> None:
-    """Store an account, or remove it when it holds nothing (its nonce goes with it, as in Substrate)."""
-    if account.free == 0 and account.reserved == 0 and account.frozen == 0:
-        ACCOUNTS.delete(ctx, account_id)
-    else:
+    """Store an account, or remove it when it holds nothing; a removed account's nonce is
+    remembered (module doc) so that its old transactions stay stale."""
+    if account.free or account.reserved or account.frozen:
         ACCOUNTS.put(ctx, account_id, account)
+        return
+    ACCOUNTS.delete(ctx, account_id)
+    if account.nonce and isinstance(ctx, BlockContext):
+        REAPED.put(ctx, account_id, [account.nonce, ctx.number])
+        REAPED_IN.put(ctx, ctx.number, [*(REAPED_IN.get(ctx, ctx.number) or []), account_id])
 
 
 def genesis_hash(get: StateGet) -> bytes | None:
@@ -221,6 +240,17 @@ def initialize(ctx: BlockContext) -> None:
         BLOCK_HASH.put(ctx, ctx.number - 1, ctx.parent_hash)
     if ctx.number - 1 - BLOCK_HASH_HISTORY > 0:  # the genesis hash (block 0) is kept for ever
         BLOCK_HASH.delete(ctx, ctx.number - 1 - BLOCK_HASH_HISTORY)
+        _forget_reaped(ctx, ctx.number - 1 - BLOCK_HASH_HISTORY)
+
+
+def _forget_reaped(ctx: BlockContext, number: int) -> None:
+    """Every transaction signed before block `number` is dead now: forget who was reaped in it
+    (unless reaped again later, which the stored block number tells)."""
+    for account_id in REAPED_IN.get(ctx, number) or []:
+        reaped = REAPED.get(ctx, account_id)
+        if reaped is not None and reaped[1] == number:
+            REAPED.delete(ctx, account_id)
+    REAPED_IN.delete(ctx, number)
 
 
 def finalize(ctx: BlockContext) -> None:
@@ -280,6 +310,6 @@ MODULE = RuntimeModule(
     calls=(remark, set_params),
     events=(ExtrinsicSuccess, ExtrinsicFailed, ParamsChanged),
     errors=(BadOrigin,),
-    storage=(PARAMS, ACCOUNTS, NUMBER, PARENT_HASH, EVENTS, BLOCK_HASH, GENESIS_SPEC_VERSION),
+    storage=(PARAMS, ACCOUNTS, NUMBER, PARENT_HASH, EVENTS, BLOCK_HASH, GENESIS_SPEC_VERSION, REAPED, REAPED_IN),
     genesis=build_genesis,
 )

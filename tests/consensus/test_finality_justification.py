@@ -282,12 +282,13 @@ def test_the_runtime_offence_check_accepts_our_proofs() -> None:
     state = {
         system.BLOCK_HASH.key(0): GENESIS_HASH,
         aura.KEY_AUTHORITIES: aura.encode_authorities(VOTERS),
+        aura.SET_ID.key: (7).to_bytes(8, "big"),  # the set the proof's votes are of
     }
-    offender, offence_id = offences.check_finality_equivocation(state.get, good.encode())
+    offender, offence_id = offences.check_finality_equivocation(state.get, GENESIS_HASH, good.encode())
     assert offender == VOTERS[2] and len(offence_id) == 32
     with pytest.raises(InvalidUnsigned):
         offences.check_finality_equivocation(
-            state.get, proof(precommit(2, A[3]), precommit(2, A[3])).encode()
+            state.get, GENESIS_HASH, proof(precommit(2, A[3]), precommit(2, A[3])).encode()
         )
     with pytest.raises(InvalidUnsigned):
-        offences.check_finality_equivocation(state.get, b"\x93garbage")
+        offences.check_finality_equivocation(state.get, GENESIS_HASH, b"\x93garbage")

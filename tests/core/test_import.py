@@ -16,7 +16,7 @@ from node.runtime import system
 from node.service import dev_node
 from node.state.trie import InvalidProof, verify_proof
 from node.types import Block, Header, aura_pre_digest, merkle_root
-from tests.chainutil import IMG, signed, transfer_call
+from tests.chainutil import DEV_GENESIS, IMG, signed, transfer_call
 
 SLOT = 10**8
 
@@ -34,7 +34,7 @@ def authored(author: Node, bob, transfers: int = 3, slot: int = SLOT) -> Block:
 def resealed(block: Block, **changes) -> Block:
     """A block with header fields changed and a valid seal by Alice (the only authority)."""
     header = dataclasses.replace(block.header.without_seal(), **changes)
-    sealed = header.with_seal(dev_keypair("//Alice").sign(header.seal_payload()))
+    sealed = header.with_seal(dev_keypair("//Alice").sign(header.seal_payload(DEV_GENESIS)))
     return Block(sealed, block.extrinsics)
 
 
@@ -66,7 +66,7 @@ def test_broken_blocks_are_refused_with_reasons(author, follower, bob):
         follower.import_block(resealed(block, parent_hash=b"\x07" * 32))
     # Seal by someone else, or over other contents.
     header = h.without_seal()
-    bad_seal = Block(header.with_seal(dev_keypair("//Bob").sign(header.seal_payload())), block.extrinsics)
+    bad_seal = Block(header.with_seal(dev_keypair("//Bob").sign(header.seal_payload(DEV_GENESIS))), block.extrinsics)
     assert "seal" in refused(bad_seal)
     assert "seal" in refused(Block(header, block.extrinsics))
     # A slot far in the future.

@@ -35,7 +35,7 @@ def load(client, stop: threading.Event, rng: random.Random) -> None:
         sender = rng.choice(senders)
         try:
             nonce = client.next_nonce(sender.account_id)
-            extra = SignedExtra(genesis, SPEC_VERSION, nonce, 0, Mortality(0, 0))
+            extra = SignedExtra(genesis, SPEC_VERSION, nonce, 0, Mortality.from_genesis(genesis))
             call = transfer_call(rng.choice(receivers), rng.randrange(IMG, 3 * IMG))
             client.submit(sign_extrinsic(sender, call, extra).encode())
         except Exception:  # noqa: BLE001 - the node is being killed under us

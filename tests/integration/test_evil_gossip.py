@@ -41,7 +41,7 @@ async def test_hostile_gossip_is_rejected_and_its_sender_banned(tmp_path):
         target = Target(net.peer_id(node), client.call("system_localListenAddresses"))
         blocks, txs = full_topic(genesis, "blocks"), full_topic(genesis, "tx")
         # A well-formed transaction with a broken signature.
-        extra = SignedExtra(genesis, SPEC_VERSION, 0, 0, Mortality(0, 0))
+        extra = SignedExtra(genesis, SPEC_VERSION, 0, 0, Mortality.from_genesis(genesis))
         good = sign_extrinsic(dev_keypair("//Bob"), transfer_call(dev_keypair("//Eve").account_id, IMG), extra)
         bad_signature = good.encode()[:-20] + bytes(20)
         finalized_before = net.heads(node)[1]

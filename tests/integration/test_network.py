@@ -60,8 +60,9 @@ def test_validators_finalize_survive_faults_and_a_late_node_syncs(tmp_path):
         # A transaction sent to one node is included exactly once.
         bob = dev_keypair("//Bob")
         client = v[2].client
+        best = client.header()
         extra = SignedExtra(client.genesis_hash(), SPEC_VERSION, client.next_nonce(bob.account_id), 0,
-                            Mortality(0, 0))
+                            Mortality(best.number, 64, best.hash))
         encoded = sign_extrinsic(bob, transfer_call(dev_keypair("//Eve").account_id, IMG), extra).encode()
         start = client.header().number
         ext_hash = client.submit(encoded)

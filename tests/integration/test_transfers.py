@@ -42,7 +42,7 @@ def test_thousand_transfers_among_ten_accounts(tmp_path):
         nonces = {k.account_id: 0 for k in accounts}
 
         def submit(signer, call, nonce) -> int:
-            extra = SignedExtra(genesis, SPEC_VERSION, nonce, 0, Mortality(0, 0))
+            extra = SignedExtra(genesis, SPEC_VERSION, nonce, 0, Mortality.from_genesis(genesis))
             encoded = sign_extrinsic(signer, call, extra).encode()
             client.submit(encoded)
             weight = 100_000

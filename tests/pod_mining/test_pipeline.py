@@ -26,8 +26,8 @@ from node.pod_mining.pipeline import (
 )
 from node.pod_mining.verify import ImageDecodeError, analyse_image_bytes, decode_image_bytes
 from node.runtime import copyright
-from node.runtime.runtime import RUNTIME
-from node.types import IMMORTAL, SignedExtra
+from node.runtime.runtime import RUNTIME, SPEC_VERSION
+from node.types import Mortality, SignedExtra
 from tests.imaging.conftest import natural_image
 from tests.runtime.conftest import SMALL_POD
 from tests.runtime.copyright_util import GENESIS, Chain
@@ -181,7 +181,7 @@ def test_signed_registration_registers_on_a_chain(dev_spec, photo: np.ndarray, b
     )  # fmt: skip
     spec, args = RUNTIME.lookup_call(register_call(up))  # the runtime parses the arguments as built
     assert spec.full_name == "copyright.register" and args[8] == up.rendition
-    ext = sign_registration(bob, up, SignedExtra(GENESIS, 1, 0, 0, IMMORTAL))
+    ext = sign_registration(bob, up, SignedExtra(GENESIS, SPEC_VERSION, 0, 0, Mortality.from_genesis(GENESIS)))
     (result,) = chain.block(ext)
     assert result.ok, result.names()
     registration = chain.registration(result.event("copyright", "Registered").fields[0])

@@ -14,7 +14,7 @@ from node.consensus.aura import slot_at
 from node.core.node import Node
 from node.keys import Keypair, dev_keypair
 from node.runtime.runtime import SPEC_VERSION
-from node.types import IMMORTAL, Block, Call, Mortality, SignedExtra, sign_extrinsic
+from node.types import Block, Call, Mortality, SignedExtra, sign_extrinsic
 
 ALICE = dev_keypair("//Alice")
 BOB = dev_keypair("//Bob")
@@ -37,15 +37,16 @@ def transfer_extrinsic(
     nonce: int | None = None,
     tip: int = 0,
     genesis_hash: bytes | None = None,
-    mortality: Mortality = IMMORTAL,
+    mortality: Mortality | None = None,
 ) -> bytes:
-    """An encoded, signed `balances.transfer` for the node's chain."""
+    """An encoded, signed `balances.transfer` for the node's chain (born at genesis by default)."""
+    genesis = genesis_hash if genesis_hash is not None else node.genesis_hash
     extra = SignedExtra(
-        genesis_hash if genesis_hash is not None else node.genesis_hash,
+        genesis,
         SPEC_VERSION,
         node.next_nonce(signer.account_id) if nonce is None else nonce,
         tip,
-        mortality,
+        mortality or Mortality.from_genesis(genesis),
     )
     return sign_extrinsic(signer, Call("balances", "transfer", (dest, u128_to_bytes(amount))), extra).encode()
 

@@ -111,7 +111,7 @@ async def test_transfer_waits_for_inclusion(server: Server, auto_author: None) -
             assert included.extra.mortality.period == 64
             assert client.account(CHARLIE.account_id).free == before + 12 * IMG + IMG // 2
             # the next transfer takes the next nonce by itself
-            second, _ = transfer(client, ALICE, CHARLIE.account_id, IMG, mortal_period=0)
+            second, _ = transfer(client, ALICE, CHARLIE.account_id, IMG, mortal_period=16)
             assert client.account(ALICE.account_id).nonce == 2
             assert second != ext_hash
 

@@ -38,7 +38,7 @@ from node.rpc import errors
 from node.rpc.methods.copyright import MAX_VERIFY_IMAGE_BYTES
 from node.runtime import copyright, emission, licensing
 from node.runtime.runtime import SPEC_VERSION
-from node.types import IMMORTAL, Call, SignedExtra, sign_extrinsic
+from node.types import Call, Mortality, SignedExtra, sign_extrinsic
 from node.units import format_img
 from tests.imaging.conftest import natural_image
 from tests.rpc.helpers import ALICE, BOB, CHARLIE, Server, author, error, result
@@ -79,13 +79,13 @@ def submit_upload(
         rgb, genesis_hash=node.genesis_hash, uploader=signer.account_id, sha256=hashlib.sha256(tag.encode()).digest(),
         format_code=1, is_raw=False, title=title, creator="c", description="d", out=out,
     )  # fmt: skip
-    extra = SignedExtra(node.genesis_hash, SPEC_VERSION, node.next_nonce(signer.account_id), 0, IMMORTAL)
+    extra = SignedExtra(node.genesis_hash, SPEC_VERSION, node.next_nonce(signer.account_id), 0, Mortality.from_genesis(node.genesis_hash))
     node.submit_extrinsic(sign_registration(signer, up, extra))
     return up
 
 
 def submit_call(node: Node, signer: Keypair, call: Call) -> None:
-    extra = SignedExtra(node.genesis_hash, SPEC_VERSION, node.next_nonce(signer.account_id), 0, IMMORTAL)
+    extra = SignedExtra(node.genesis_hash, SPEC_VERSION, node.next_nonce(signer.account_id), 0, Mortality.from_genesis(node.genesis_hash))
     node.submit_extrinsic(sign_extrinsic(signer, call, extra).encode())
 
 

@@ -181,7 +181,7 @@ async def test_pool_rejections_map_to_author_errors(http: httpx.AsyncClient, ser
     assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "StaleNonce"
     assert str(err["message"]).startswith("Invalid Transaction: nonce 0")
 
-    err = await submit_error(http, transfer_extrinsic(node, CHARLIE, mortality=Mortality(0, 2)))
+    err = await submit_error(http, transfer_extrinsic(node, CHARLIE, mortality=Mortality(0, 2, node.genesis_hash)))
     assert err["code"] == errors.POOL_INVALID_TX and err["data"] == "Expired"
 
     pauper = transfer_extrinsic(node, signer=dev_keypair("//Nobody"))

@@ -210,7 +210,10 @@ class Chain:
         return result
 
     def validate(self, who: Keypair, call: Call) -> None:
-        RUNTIME.validate_transaction(self.get, GENESIS, signed(who, call, GENESIS, self._nonce(who)), self.number)
+        best_hash = GENESIS if self.number == 0 else (self.number + 1).to_bytes(32, "big")  # as `block` names parents
+        RUNTIME.validate_transaction(
+            self.get, GENESIS, signed(who, call, GENESIS, self._nonce(who)), self.number, best_hash
+        )
 
     def _nonce(self, who: Keypair) -> int:
         return system.read_account(self.get, who.account_id).nonce

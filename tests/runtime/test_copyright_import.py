@@ -15,7 +15,7 @@ from node.runtime import copyright
 from node.runtime.executive import InvalidBlock
 from node.runtime.runtime import RUNTIME
 from node.types import Block, merkle_root
-from tests.chainutil import signed
+from tests.chainutil import DEV_GENESIS, signed
 from tests.runtime.copyright_util import make_upload
 
 SLOT = 10**8
@@ -26,7 +26,7 @@ SLOT = 10**8
 def with_extrinsics(block: Block, extrinsics: list[bytes]) -> Block:
     """The block with another body, its header's extrinsics root updated and resealed by Alice."""
     header = dataclasses.replace(block.header.without_seal(), extrinsics_root=merkle_root(extrinsics))
-    return Block(header.with_seal(dev_keypair("//Alice").sign(header.seal_payload())), tuple(extrinsics))
+    return Block(header.with_seal(dev_keypair("//Alice").sign(header.seal_payload(DEV_GENESIS))), tuple(extrinsics))
 
 
 def test_honest_registration_imports_to_the_same_state(author, follower, bob):

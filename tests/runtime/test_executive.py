@@ -18,6 +18,7 @@ from node.types import Call, Header, Mortality, aura_pre_digest
 from tests.chainutil import IMG, signed, transfer_call
 
 GENESIS = b"\x11" * 32
+PARENT = b"\x00" * 32  # the parent hash of every block `open_block` opens
 
 
 @pytest.fixture
@@ -182,7 +183,7 @@ def test_sudo_dispatches_root_calls_only_for_the_key(state, alice, bob):
 def test_root_call_cannot_be_signed_directly(state, alice):
     call = Call("balances", "force_set_balance", (alice.account_id, (1).to_bytes(16, "big")))
     with pytest.raises(InvalidTransaction) as info:
-        RUNTIME.validate_transaction(state.get, GENESIS, signed(alice, call, GENESIS, 0), 0)
+        RUNTIME.validate_transaction(state.get, GENESIS, signed(alice, call, GENESIS, 0), 0, GENESIS)
     assert info.value.reason is InvalidReason.BAD_ORIGIN
 
 
@@ -192,19 +193,19 @@ def test_each_invalid_transaction_has_its_own_reason(state, alice, bob):
 
     def reason(encoded: bytes, best: int = 0) -> InvalidReason:
         with pytest.raises(InvalidTransaction) as info:
-            RUNTIME.validate_transaction(state.get, GENESIS, encoded, best)
+            RUNTIME.validate_transaction(state.get, GENESIS, encoded, best, PARENT)
         return info.value.reason
 
     good = signed(bob, call, GENESIS, 0)
-    RUNTIME.validate_transaction(state.get, GENESIS, good, 0)
+    RUNTIME.validate_transaction(state.get, GENESIS, good, 0, GENESIS)
     tampered = bytearray(good)
     tampered[-3] ^= 1  # inside the call's amount: the signature no longer matches
     assert reason(bytes(tampered)) is InvalidReason.BAD_PROOF
     assert reason(signed(bob, call, b"\x22" * 32, 0)) is InvalidReason.WRONG_GENESIS
     assert reason(signed(bob, call, GENESIS, 0, spec_version=99)) is InvalidReason.OUTDATED_SPEC
     assert reason(signed(poor, call, GENESIS, 0)) is InvalidReason.CANNOT_PAY
-    assert reason(signed(bob, call, GENESIS, 0, mortality=Mortality(1, 4)), best=10) is InvalidReason.EXPIRED
-    assert reason(signed(bob, call, GENESIS, 0, mortality=Mortality(50, 4)), best=10) is InvalidReason.BIRTH_IN_FUTURE
+    assert reason(signed(bob, call, GENESIS, 0, mortality=Mortality(1, 4, PARENT)), best=10) is InvalidReason.EXPIRED
+    assert reason(signed(bob, call, GENESIS, 0, mortality=Mortality(50, 4, PARENT)), best=10) is InvalidReason.BIRTH_IN_FUTURE
     assert reason(b"\x93garbage") is InvalidReason.BAD_FORMAT
     assert reason(signed(bob, Call("nope", "nothing", ()), GENESIS, 0)) is InvalidReason.UNKNOWN_CALL
     assert reason(signed(bob, Call("balances", "transfer", (b"short", b"x")), GENESIS, 0)) is InvalidReason.BAD_ARGUMENTS
@@ -215,7 +216,7 @@ def test_each_invalid_transaction_has_its_own_reason(state, alice, bob):
     close_block(state, ctx)
     assert reason(signed(bob, call, GENESIS, 0)) is InvalidReason.STALE
     # A future nonce is valid for the pool (it waits) but not in a block.
-    assert RUNTIME.validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 5), 1).nonce == 5
+    assert RUNTIME.validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 5), 1, PARENT).nonce == 5
     ctx = open_block(state, number=2, slot=1001)
     with pytest.raises(InvalidTransaction) as info:
         RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, call, GENESIS, 5))
@@ -267,10 +268,10 @@ def test_a_tip_comes_from_transferable_funds_only(state, alice):
     eve = dev_keypair("//Eve")
     remark = Call("system", "remark", (b"x",))
     assert account(state, eve).usable == 0
-    RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0), 0)  # base fee: fine
+    RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0), 0, GENESIS)  # base fee: fine
     for tip in (1, 2_099_999_999 * IMG):
         with pytest.raises(InvalidTransaction) as info:
-            RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0, tip=tip), 0)
+            RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0, tip=tip), 0, GENESIS)
         assert info.value.reason is InvalidReason.CANNOT_PAY and "transferable" in info.value.detail
     ctx = open_block(state)
     with pytest.raises(InvalidTransaction):  # and no block may carry it
@@ -278,4 +279,56 @@ def test_a_tip_comes_from_transferable_funds_only(state, alice):
     eve_account = account(state, eve)
     eve_account.frozen -= 5 * IMG
     state[system.account_key(eve.account_id)] = eve_account.encode()
-    RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0, tip=5 * IMG), 0)
+    RUNTIME.validate_transaction(state.get, GENESIS, signed(eve, remark, GENESIS, 0, tip=5 * IMG), 0, GENESIS)
+
+
+def test_a_reaped_accounts_old_transactions_cannot_be_replayed(state, alice, bob):
+    """Security #10.4: Poor sends everything away (and is reaped), is funded again, and the very
+    same signed bytes are sent again. The nonce survives reaping, so they are stale; every
+    transaction is mortal, so once the memory of the nonce is gone they are long dead."""
+    poor = dev_keypair("//Poor")
+    ctx = open_block(state, number=1, slot=1000)
+    RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, transfer_call(poor.account_id, IMG), GENESIS, 0))
+    close_block(state, ctx)
+    fee = system.fee_for(system.read_params(state.get), 200, 100_000)
+    everything = signed(poor, transfer_call(alice.account_id, IMG - 2 * fee), GENESIS, 0)  # born at genesis
+    ctx = open_block(state, number=2, slot=1001)
+    assert RUNTIME.apply_extrinsic(ctx, GENESIS, everything)
+    close_block(state, ctx)
+    assert ("balances", "Reaped") in [(e.module, e.name) for e in ctx.events]
+    assert system.ACCOUNTS.key(poor.account_id) not in state
+    ctx = open_block(state, number=3, slot=1002)
+    RUNTIME.apply_extrinsic(ctx, GENESIS, signed(bob, transfer_call(poor.account_id, 5 * IMG), GENESIS, 1))
+    close_block(state, ctx)
+    assert account(state, poor).nonce == 1  # funded again: the nonce goes on
+    with pytest.raises(InvalidTransaction) as info:
+        RUNTIME.validate_transaction(state.get, GENESIS, everything, 3, PARENT)
+    assert info.value.reason is InvalidReason.STALE
+    # Long after, the memory of the reaping is dropped: by then the transaction is dead anyway.
+    forgotten = 2 + system.BLOCK_HASH_HISTORY + 1
+    ctx = open_block(state, number=forgotten, slot=2000)
+    close_block(state, ctx)
+    assert system.REAPED.key(poor.account_id) not in state and system.REAPED_IN.key(2) not in state
+    assert account(state, poor).nonce == 1  # the account itself lives on
+    with pytest.raises(InvalidTransaction) as info:
+        RUNTIME.validate_transaction(state.get, GENESIS, everything, forgotten, PARENT)
+    assert info.value.reason is InvalidReason.EXPIRED
+
+
+def test_every_transaction_is_mortal_and_born_on_this_chain(state, alice, bob):
+    """Security #10.4: no immortal transaction, no period past the kept block hashes, and the
+    birth block's hash must be this chain's."""
+    call = transfer_call(alice.account_id, IMG)
+
+    def reason(mortality: Mortality, best: int = 0, best_hash: bytes = GENESIS) -> InvalidTransaction:
+        with pytest.raises(InvalidTransaction) as info:
+            RUNTIME.validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 0, mortality=mortality), best, best_hash)
+        return info.value
+
+    assert reason(Mortality(0, 0, GENESIS)).reason is InvalidReason.BAD_MORTALITY  # "immortal"
+    assert reason(Mortality(0, 4097, GENESIS)).reason is InvalidReason.BAD_MORTALITY
+    assert reason(Mortality(0, 64, b"\x33" * 32)).reason is InvalidReason.BAD_MORTALITY  # another chain's genesis
+    other_fork = reason(Mortality(5, 64, b"\x44" * 32), best=5, best_hash=b"\x55" * 32)
+    assert other_fork.reason is InvalidReason.BAD_MORTALITY and "not on this chain" in other_fork.detail
+    RUNTIME.validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 0, mortality=Mortality(5, 64, b"\x55" * 32)), 5, b"\x55" * 32)
+    RUNTIME.validate_transaction(state.get, GENESIS, signed(bob, call, GENESIS, 0, mortality=Mortality(0, 64, GENESIS)), 0, GENESIS)
