@@ -82,8 +82,9 @@ def register_call(upload: GoldenUpload, genesis_hash: bytes) -> Call:
     payload = copyright.watermark_payload_for(genesis_hash, upload.sha256, uploader)
     phash = rendition_facts(rendition.tobytes(), copyright.watermark_key_for(genesis_hash)).phash
     is_raw = copyright.is_raw_format(upload.format_code)
+    published = [copyright.BLOB_PUBLISHED, hashlib.blake2b(upload.sha256, digest_size=32).digest(), 123_456]
     return Call("copyright", "register", (
-        upload.sha256, upload.width, upload.height, upload.format_code, is_raw, phash, payload, [],
+        upload.sha256, upload.width, upload.height, upload.format_code, is_raw, phash, payload, [published],
         rendition.tobytes(), f"golden {upload.name}", "creator", "a registration of the golden chain",
     ))  # fmt: skip
 

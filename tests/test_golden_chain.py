@@ -17,18 +17,18 @@ from tests import golden_chain
 # other chains), tips come from transferable funds, a reaped account's nonce is remembered while its
 # transactions can live (block 2 reaps one). The genesis state records the spec version
 # that built it, so the genesis hash changed too; the block sequence and its events did not.
-GENESIS_HASH = "dc69a0338cb7ec27463adc79742e97358c02d3521b186adfe7f82f513ceb5422"
+GENESIS_HASH = "cbbd560910b801f5fcdf4e93ec74046c9ca56b54d3bc13f473f2abf3b88279b6"
 STATE_ROOTS = [
-    "854dd324c65e8dfacb45d727c9b5185da63ba3ec2bb0ffc5c516644147531925",
-    "1fcf2457dc7aa4ea03750b1e192b2e165e1351357af6797d1ee421d61c1860eb",
-    "e7823867615487708d3f5b9dfb03d3fe1f4d3fb6d198ce057ae15f55f814a584",
-    "a4c48c901a41a47af32185a900f89252f4785f4c46e67523a98aa9e8c9550c28",
-    "ba8ca978d709077f392439765c41e11c93fd5c20985b96f085bd1b939fb5b7d9",
-    "f1b5c451cde35c5f1a8cb14be3d9d79a856eb6d69b1b5a13e9ed514e57227f08",
-    "0c10356842e494d8fe00a0eef9f9175b5ca345711c0ae5128469c0dbdb86cdf6",
-    "c0b2c4adf2ab4de65a501a275e270485ac4b4a0c0eb80a59a13aa7ca8742aa90",
+    "f577803bfa23eb9ef6d7c4300652edfd9cd1cff64cc93e1ceda11112bfc91aec",
+    "38b176b4226ebb5f2df6b15198806264d9ccef807cf3f2b3f0179ac3d37af5ca",
+    "b0823c856346a88d6d41d47a9020da2c154ad700f0816b1b60cc819a12de1a59",
+    "57e56c03bc183642f7d26ac7508cde6e8132a07eab6c28648aa4f516148641a2",
+    "1a0ce8fee4fcd4fdb9e6c44b43bdbbdb3b54b6bfab375cd1a48b2416a6540b75",
+    "bc0377a2acc45c4011603a81eb36f0eac558558a542e8783fdf1d8a9c1629be3",
+    "8d94eb4a5e0a245986841485cbc4a5ccf908b0b90804de2204204b2ba5b336d8",
+    "d80164323039685797ead2a839b00452c9524bde35859766b214e866d3f89a42",
 ]
-BEST_HASH = "94514b1a0763a15a284df3d2aca34c1f8ca6759502db47306e0ddfc823f1e5bc"
+BEST_HASH = "b0d947865bbfae097ceddf2f7e230df197caa80e214fcbc3c456c2839425ab99"
 
 
 def test_the_golden_chain_is_unchanged(tmp_path: Path) -> None:

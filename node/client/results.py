@@ -15,7 +15,7 @@ from node.client.transport import RpcClientError
 from node.keys import decode_address
 from node.rpc.encoding import from_hex
 from node.runtime import licensing
-from node.runtime.copyright import Registration, Version
+from node.runtime.copyright import BlobRef, Registration, Version
 from node.runtime.emission import EmissionStatus
 from node.runtime.licensing import Licence, Offer
 
@@ -135,7 +135,9 @@ def version_from_json(obj: Any) -> Version:
         int(obj["height"]), int(obj["formatCode"]), bool(obj["isRaw"]), decode_address(obj["uploader"]),
         int(obj["block"]), int(obj["timestamp"]), int(obj["extrinsicIndex"]),
         from_hex(obj["watermark"], length=8, what="watermark"),
-        tuple(from_hex(r, length=32, what="blob root") for r in obj["blobRoots"]),
+        tuple(
+            BlobRef(int(b["kind"]), from_hex(b["root"], length=32, what="blob root"), int(b["size"])) for b in obj["blobs"]
+        ),
     )  # fmt: skip
 
 

@@ -24,7 +24,8 @@ One function per step, in the order they run (`prepare_file` chains them):
    submits it.
 
 Nothing here talks to a node: the genesis hash comes in as an argument, so the pipeline can run
-offline and be tested without a chain. No blob store exists yet, so `blob_roots` stays empty.
+offline and be tested without a chain. The published file is the claim's first blob (`BlobRef`:
+its Merkle root and size), which the uploader stores in the image store before registering.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from node.imaging.verify import rendition_facts
 from node.keys import Keypair
 from node.runtime import copyright
 from node.runtime.support import InvalidCall
+from node.storage.merkle import blob_root
 from node.types import Call, SignedExtra, sign_extrinsic
 
 __all__ = [
@@ -102,7 +104,8 @@ class PreparedUpload:
     creator: str
     description: str
     watermarked: Path | None
-    blob_roots: tuple[bytes, ...] = ()
+    published: bytes = b""  # the exact bytes of the published (watermarked) file
+    blobs: tuple[copyright.BlobRef, ...] = ()
 
     @property
     def format_name(self) -> str:
@@ -224,8 +227,10 @@ def prepare_image(
             raise PodError(
                 f"{out}: the written copy is {published.shape[1]}x{published.shape[0]}, not {width}x{height}"
             )
+        published_file = out.read_bytes()
     else:
         published = marked
+        published_file = _png_bytes(marked)  # lossless: the same pixels the rendition is taken from
     rendition = np.ascontiguousarray(verification_rendition(published), dtype=np.uint8).tobytes()
     phash = rendition_facts(rendition, key).phash
     upload = PreparedUpload(
@@ -241,16 +246,28 @@ def prepare_image(
         creator,
         description,
         out,
+        published_file,
+        (copyright.BlobRef(copyright.BLOB_PUBLISHED, blob_root(published_file), len(published_file)),),
     )
     check_locally(genesis_hash, uploader, upload)
     return upload
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def check_locally(genesis_hash: bytes, uploader: bytes, upload: PreparedUpload) -> None:
     """Run the validators' rule (`copyright.check_claim`) before anything is submitted."""
     claim = copyright.Claim(
         upload.sha256, upload.width, upload.height, upload.format_code, upload.is_raw, upload.phash,
-        upload.payload, upload.blob_roots, upload.rendition, upload.title, upload.creator, upload.description,
+        upload.payload, upload.blobs, upload.rendition, upload.title, upload.creator, upload.description,
     )  # fmt: skip
     try:
         copyright.check_claim(genesis_hash, uploader, claim)
@@ -329,7 +346,7 @@ def register_call(upload: PreparedUpload) -> Call:
     """The `copyright.register` call, arguments in the runtime's order."""
     args: tuple[Any, ...] = (
         upload.sha256, upload.width, upload.height, upload.format_code, upload.is_raw, upload.phash,
-        upload.payload, list(upload.blob_roots), upload.rendition, upload.title, upload.creator,
+        upload.payload, [blob.to_wire() for blob in upload.blobs], upload.rendition, upload.title, upload.creator,
         upload.description,
     )  # fmt: skip
     return Call(copyright.NAME, "register", args)

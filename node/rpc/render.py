@@ -35,7 +35,7 @@ def version_json(index: int, version: copyright.Version) -> dict[str, Any]:
         "timestamp": version.timestamp_ms,
         "extrinsicIndex": version.ext_index,
         "watermark": to_hex(version.wm_payload),
-        "blobRoots": [to_hex(root) for root in version.blob_roots],
+        "blobs": [{"kind": blob.kind, "root": to_hex(blob.root), "size": blob.size} for blob in version.blobs],
     }
 
 

@@ -19,7 +19,8 @@ Calls
   force_set_balance(who, free)        root
 Events
   Transfer(source, dest, amount), Endowed(who, amount), Reaped(who), DustLost(who, amount),
-  Burned(who, amount), BalanceSet(who, free), FeesPaid(author, amount), FeesBurned(amount)
+  Burned(who, amount), BalanceSet(who, free), Reserved(who, amount), Unreserved(who, amount),
+  FeesPaid(author, amount), FeesBurned(amount)
 Errors
   InsufficientBalance, KeepAlive, ExistentialDeposit, ZeroAmount, Overflow, IssuanceOverflow
 """
@@ -134,6 +135,28 @@ def burn_from(ctx: BlockContext, who: bytes, amount: int, keep_alive: bool) -> N
     withdraw(ctx, who, amount, keep_alive)
     _set_total_issuance(ctx, total_issuance(ctx) - amount)
     ctx.deposit_event(Burned(who, amount))
+
+
+def reserve(ctx: BlockContext, who: bytes, amount: int) -> None:
+    """Set `amount` of `who`'s usable balance aside (a bond): it stays theirs but cannot move."""
+    account = system.get_account(ctx, who)
+    ensure(account.usable >= amount, InsufficientBalance)
+    account.free -= amount
+    account.reserved += amount
+    system.put_account(ctx, who, account)
+    ctx.deposit_event(Reserved(who, amount))
+
+
+def unreserve(ctx: BlockContext, who: bytes, amount: int) -> int:
+    """Return up to `amount` of a bond to the free balance; returns what was returned."""
+    account = system.get_account(ctx, who)
+    returned = min(amount, account.reserved)
+    if returned:
+        account.reserved -= returned
+        account.free += returned
+        system.put_account(ctx, who, account)
+        ctx.deposit_event(Unreserved(who, returned))
+    return returned
 
 
 def slash_reserved(ctx: BlockContext, who: bytes, amount: int) -> int:
@@ -264,6 +287,20 @@ class BalanceSet:
 
 
 @event(NAME)
+class Reserved:
+    """`amount` was set aside as a bond."""
+
+    who: AccountId
+    amount: Balance
+
+
+@event(NAME)
+class Unreserved:
+    who: AccountId
+    amount: Balance
+
+
+@event(NAME)
 class FeesPaid:
     """The block's fees went to its author."""
 
@@ -316,7 +353,7 @@ class IssuanceOverflow(DispatchError):
 MODULE = RuntimeModule(
     NAME,
     calls=(transfer, transfer_keep_alive, burn, force_set_balance),
-    events=(Transfer, Endowed, Reaped, DustLost, Burned, BalanceSet, FeesPaid, FeesBurned),
+    events=(Transfer, Endowed, Reaped, DustLost, Burned, BalanceSet, Reserved, Unreserved, FeesPaid, FeesBurned),
     errors=(InsufficientBalance, KeepAlive, ExistentialDeposit, ZeroAmount, Overflow, IssuanceOverflow),
     storage=(TOTAL_ISSUANCE,),
     genesis=build_genesis,

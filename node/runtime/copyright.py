@@ -3,8 +3,9 @@
 Registration
 ------------
 `register` carries the claim about one image file: its SHA-256, width, height, format (and
-whether it is camera RAW), the pHash, the 64-bit watermark payload, the blob Merkle roots of
-the stored files, the **verification rendition** (the watermarked image's 256x256 integer luma
+whether it is camera RAW), the pHash, the 64-bit watermark payload, the blobs it stored in the
+image store (`BlobRef`: kind, Merkle root, size; the published file is required, the original
+sealed to the owner optional; recorded by `storage`), the **verification rendition** (the watermarked image's 256x256 integer luma
 thumbnail, exactly 65,536 raw bytes, row-major) and free text (title, creator, description).
 
 Two kinds of check, on purpose:
@@ -73,7 +74,7 @@ Storage
   copyright:owned_pos:<id>           -> u32, the id's index in its owner's list
   copyright:tags:<id>                -> [[tag, tagger, block], ...] in tagging order (<= 32)
 Calls
-  register(sha256, width, height, format_code, is_raw, phash, wm_payload, blob_roots,
+  register(sha256, width, height, format_code, is_raw, phash, wm_payload, blobs,
            rendition, title, creator, description)
   transfer_ownership(id, new_owner)              owner only
   tag(id, tag)                                   anyone; burns `tag_fee` (white paper 3.3.1)
@@ -149,8 +150,10 @@ from node.units import parse_img
 
 NAME = "copyright"
 
-# A registration that is no version of an earlier one: `register(who, id, width, height, rendition)`.
+# A registration that is no version of an earlier one: `(who, id, width, height, rendition)`.
 NOVEL_REGISTRATION = Notification("copyright.novel_registration")
+# A registration or version stored blobs in the image store: `(registration id, (BlobRef, ...))`.
+BLOBS_ADDED = Notification("copyright.blobs_added")
 # A registration changed hands (transfer or takeover): `(registration_id)`.
 OWNER_CHANGED = Notification("copyright.owner_changed")
 
@@ -166,7 +169,12 @@ MAX_DIMENSION = 1 << 20  # pixels per side; larger claims are refused as malform
 MAX_TITLE_CHARS = 256
 MAX_CREATOR_CHARS = 128
 MAX_DESCRIPTION_CHARS = 2048
-MAX_BLOB_ROOTS = 8
+# The blobs a registration stores (`BlobRef.kind`): the published (watermarked) file, public, and
+# optionally the original, sealed to the owner (pynacl SealedBox), which only the owner opens.
+BLOB_PUBLISHED = 0
+BLOB_SEALED_ORIGINAL = 1
+BLOB_KINDS = (BLOB_PUBLISHED, BLOB_SEALED_ORIGINAL)
+MAX_BLOB_BYTES = 256 * 1024 * 1024  # a RAW original fits
 MAX_VERSIONS = 64
 MAX_TAGS = 32
 MAX_TAG_CHARS = 32
@@ -214,6 +222,23 @@ class CopyrightParams:
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class BlobRef:
+    """A file a registration keeps in the image store, named by its Merkle root and size."""
+
+    kind: int
+    root: bytes
+    size: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.kind, self.root, self.size]
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> BlobRef:
+        kind, root, size = expect_list(obj, 3, "blob")
+        return cls(expect_int(kind, 255, "blob kind"), expect_bytes(root, 32, what="blob root"), expect_int(size, U64_MAX, "blob size"))
+
+
+@dataclass(frozen=True)
 class Version:
     """One uploaded file of an image: the original is version 0."""
 
@@ -228,7 +253,7 @@ class Version:
     timestamp_ms: int
     ext_index: int  # the register extrinsic's index in `block` (its rendition is there)
     wm_payload: bytes
-    blob_roots: tuple[bytes, ...]
+    blobs: tuple[BlobRef, ...]
 
     @property
     def pixels(self) -> int:
@@ -237,13 +262,13 @@ class Version:
     def to_wire(self) -> list[Any]:
         return [
             self.sha256, self.phash, self.width, self.height, self.format_code, self.is_raw, self.uploader,
-            self.block, self.timestamp_ms, self.ext_index, self.wm_payload, list(self.blob_roots),
+            self.block, self.timestamp_ms, self.ext_index, self.wm_payload, [b.to_wire() for b in self.blobs],
         ]  # fmt: skip
 
     @classmethod
     def from_wire(cls, obj: Any) -> Version:
-        sha, ph, w, h, fmt, raw, uploader, block, ts, idx, payload, roots = expect_list(obj, 12, "version")
-        return cls(sha, ph, w, h, fmt, bool(raw), uploader, block, ts, idx, payload, tuple(roots))
+        sha, ph, w, h, fmt, raw, uploader, block, ts, idx, payload, blobs = expect_list(obj, 12, "version")
+        return cls(sha, ph, w, h, fmt, bool(raw), uploader, block, ts, idx, payload, tuple(BlobRef.from_wire(b) for b in blobs))
 
 
 @dataclass(frozen=True)
@@ -474,7 +499,7 @@ class Claim:
     is_raw: bool
     phash: int
     wm_payload: bytes
-    blob_roots: tuple[bytes, ...]
+    blobs: tuple[BlobRef, ...]
     rendition: bytes
     title: str
     creator: str
@@ -489,6 +514,12 @@ def check_claim(genesis_hash: bytes, signer: bytes, claim: Claim, host: Host = P
         raise InvalidCall(f"zero-size image ({claim.width}x{claim.height})")
     if claim.width > MAX_DIMENSION or claim.height > MAX_DIMENSION:
         raise InvalidCall(f"image size {claim.width}x{claim.height} exceeds {MAX_DIMENSION} pixels per side")
+    kinds = [blob.kind for blob in claim.blobs]
+    if BLOB_PUBLISHED not in kinds or len(set(kinds)) != len(kinds) or not set(kinds) <= set(BLOB_KINDS):
+        raise InvalidCall(f"blobs of kinds {kinds}: one published file (kind 0) and at most one sealed original (kind 1)")
+    for blob in claim.blobs:
+        if not 0 < blob.size <= MAX_BLOB_BYTES:
+            raise InvalidCall(f"a blob of {blob.size} bytes (1 to {MAX_BLOB_BYTES} allowed)")
     if claim.is_raw != is_raw_format(claim.format_code):
         kind = "a RAW" if is_raw_format(claim.format_code) else "not a RAW"
         raise InvalidCall(f"is_raw={claim.is_raw} but format {FORMATS[claim.format_code]} is {kind} format")
@@ -515,10 +546,10 @@ def validate_call(
 ) -> None:
     """The executive's validity hook: a `register` claim must prove itself (pool and import)."""
     if function == "register":
-        sha, width, height, fmt, raw, phash, payload, roots, rendition, title, creator, description = args
+        sha, width, height, fmt, raw, phash, payload, blobs, rendition, title, creator, description = args
         check_claim(
             genesis_hash, signer,
-            Claim(sha, width, height, fmt, raw, phash, payload, tuple(roots), rendition, title, creator, description),
+            Claim(sha, width, height, fmt, raw, phash, payload, tuple(blobs), rendition, title, creator, description),
             host,
         )  # fmt: skip
 
@@ -530,6 +561,10 @@ def validate_call(
 
 def arg_hash32(value: Any) -> bytes:
     return expect_bytes(value, 32, what="hash")
+
+
+def arg_blob(value: Any) -> BlobRef:
+    return BlobRef.from_wire(value)
 
 
 def arg_payload(value: Any) -> bytes:
@@ -634,7 +669,7 @@ REGISTER_WEIGHT = 5_000_000  # ~1 ms verification + index reads and writes, with
 
 @call(
     NAME, "register",
-    arg_hash32, arg_u32, arg_u32, arg_format, arg_bool, arg_u64, arg_payload, arg_list(arg_hash32, MAX_BLOB_ROOTS),
+    arg_hash32, arg_u32, arg_u32, arg_format, arg_bool, arg_u64, arg_payload, arg_list(arg_blob, len(BLOB_KINDS)),
     arg_rendition, arg_str(MAX_TITLE_CHARS), arg_str(MAX_CREATOR_CHARS), arg_str(MAX_DESCRIPTION_CHARS),
     weight=REGISTER_WEIGHT,
 )  # fmt: skip
@@ -648,7 +683,7 @@ def register(
     is_raw: bool,
     phash: int,
     wm_payload: bytes,
-    blob_roots: list[bytes],
+    blobs: list[BlobRef],
     rendition: bytes,
     title: str,
     creator: str,
@@ -657,7 +692,7 @@ def register(
     """Register an image, add a version of a registered one, or take it over as RAW (module doc)."""
     who = ensure_signed(origin)
     claim = Claim(
-        sha256, width, height, format_code, is_raw, phash, wm_payload, tuple(blob_roots), rendition, title, creator,
+        sha256, width, height, format_code, is_raw, phash, wm_payload, tuple(blobs), rendition, title, creator,
         description,
     )  # fmt: skip
     genesis_hash = system.genesis_hash(ctx.state.get)
@@ -675,7 +710,7 @@ def register(
 
     version = Version(
         claim.sha256, claim.phash, claim.width, claim.height, claim.format_code, claim.is_raw, who,
-        ctx.number, timestamp.now(ctx), ctx.phase or 0, claim.wm_payload, claim.blob_roots,
+        ctx.number, timestamp.now(ctx), ctx.phase or 0, claim.wm_payload, claim.blobs,
     )  # fmt: skip
     matches = search_similar(get, claim.phash, read_params(get).phash_radius)
     if not matches:
@@ -688,6 +723,7 @@ def register(
         _index_version(ctx, registration_id, version, set())
         _owned_add(ctx, who, registration_id)
         ctx.deposit_event(Registered(registration_id, who, claim.sha256, claim.phash))
+        ctx.notify(BLOBS_ADDED, registration_id, claim.blobs)
         ctx.notify(NOVEL_REGISTRATION, who, registration_id, claim.width, claim.height, claim.rendition)
         return
 
@@ -706,6 +742,7 @@ def register(
     ctx.deposit_event(
         VersionAdded(registration_id, len(registration.versions) - 1, who, claim.width, claim.height)
     )
+    ctx.notify(BLOBS_ADDED, registration_id, claim.blobs)
     if takes_over and registration.owner != who:
         previous = registration.owner
         registration = _set_owner(ctx, registration, who)

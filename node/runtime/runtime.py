@@ -18,6 +18,7 @@ from node.runtime import (
     licensing,
     offences,
     pod,
+    storage,
     sudo,
     system,
     timestamp,
@@ -40,6 +41,7 @@ MODULES = (
     pod.MODULE,
     copyright.MODULE,
     licensing.MODULE,
+    storage.MODULE,
 )
 
 RUNTIME = Runtime(SPEC_NAME, SPEC_VERSION, MODULES)

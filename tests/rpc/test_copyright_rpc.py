@@ -147,7 +147,8 @@ async def test_registration_reads(http: httpx.AsyncClient, server: Server, photo
     assert reg["tags"] == [] and len(reg["versions"]) == 1
     version = reg["versions"][0]
     assert version["watermark"] == "0x" + up.payload.hex() and version["extrinsicIndex"] == 1
-    assert version["uploader"] == reg["owner"] and version["blobRoots"] == []
+    assert version["uploader"] == reg["owner"]
+    assert version["blobs"] == [{"kind": 0, "root": "0x" + up.blobs[0].root.hex(), "size": len(up.published)}]
     assert await result(http, "copyright_getRegistration", ["0x1"]) == reg
     assert await result(http, "copyright_getRegistration", [2]) is None
     assert await result(http, "copyright_getRegistration", [1, "0x" + node.genesis_hash.hex()]) is None

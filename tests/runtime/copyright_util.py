@@ -68,17 +68,24 @@ class Upload:
     title: str = "title"
     creator: str = "creator"
     description: str = "description"
-    blob_roots: tuple[bytes, ...] = ()
+    blobs: tuple[copyright.BlobRef, ...] | None = None  # default: a published file named after the sha256
 
     def args(self, **changes: Any) -> tuple[Any, ...]:
         v = {
             "sha256": self.sha256, "width": self.width, "height": self.height, "format_code": self.format_code,
-            "is_raw": self.is_raw, "phash": self.phash, "payload": self.payload, "blob_roots": list(self.blob_roots),
+            "is_raw": self.is_raw, "phash": self.phash, "payload": self.payload, "blobs": [b.to_wire() for b in self.published_blobs],
             "rendition": self.rendition, "title": self.title, "creator": self.creator,
             "description": self.description,
         }  # fmt: skip
         v.update(changes)
         return tuple(v.values())
+
+    @property
+    def published_blobs(self) -> tuple[copyright.BlobRef, ...]:
+        """The blobs the claim names: the runtime checks their form (the store, their bytes)."""
+        if self.blobs is not None:
+            return self.blobs
+        return (copyright.BlobRef(copyright.BLOB_PUBLISHED, hashlib.blake2b(self.sha256, digest_size=32).digest(), 150_000),)
 
     def call(self, **changes: Any) -> Call:
         return Call("copyright", "register", self.args(**changes))
