@@ -15,7 +15,8 @@ transaction committed, and the best pointer names one of them.
 
 Durability: LMDB commits without its own fsync and the node flushes (`fdatasync`) right after
 each commit, except while it imports a batch of blocks during major sync (`deferred_flush`),
-where one flush covers the batch. A killed process loses nothing that committed (the pages are
+where one flush covers the batch; a `write(durable=True)` (the finality voter's state) is
+flushed at once even then. A killed process loses nothing that committed (the pages are
 in the OS cache); an operating-system crash or power loss can at worst lose the blocks since the
 last flush, which sync fetches again (the same trade geth and Bitcoin Core make for block writes).
 """
@@ -64,16 +65,34 @@ class ChainDB:
         self.state = StateStore(self.env, pruning)
         self.pruning = pruning
         self._defer_flush = 0
+        # The last committed transaction known to be on disk (`flush`): what an operating-system
+        # crash or power cut cannot take back.
+        self.durable_txnid = self.last_txnid()
 
     def close(self) -> None:
         self.env.close()
 
+    def last_txnid(self) -> int:
+        """The id of the last committed write transaction."""
+        return int(self.env.info()["last_txnid"])
+
+    def flush(self) -> None:
+        """Flush every committed transaction to disk (`fdatasync`)."""
+        last = self.last_txnid()
+        self.env.sync(True)
+        self.durable_txnid = last
+
     @contextmanager
-    def write(self) -> Iterator[lmdb.Transaction]:
+    def write(self, *, durable: bool = False) -> Iterator[lmdb.Transaction]:
+        """One write transaction, flushed after it commits unless a `deferred_flush` is open.
+
+        `durable` flushes even then: for what must be on disk before the node acts on it (the
+        finality voter's state before its vote is sent), whatever batch is being imported.
+        """
         with self.env.begin(write=True) as txn:
             yield txn
-        if not self._defer_flush:
-            self.env.sync(True)
+        if durable or not self._defer_flush:
+            self.flush()
 
     @contextmanager
     def deferred_flush(self) -> Iterator[None]:
@@ -84,7 +103,7 @@ class ChainDB:
         finally:
             self._defer_flush -= 1
             if not self._defer_flush:
-                self.env.sync(True)
+                self.flush()
 
     # -- reads ----------------------------------------------------------------------------------
 
