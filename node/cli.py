@@ -21,7 +21,7 @@ from click.core import ParameterSource
 from node import __version__
 
 if TYPE_CHECKING:
-    from node.core.node import Node
+    from node.core.node import Node, NodeConfig
     from node.keys import Keypair
 
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
@@ -115,7 +115,6 @@ def node_command(
     """Run a node."""
     from node.chain_spec import ChainSpecError, load_chain_spec
     from node.core.node import NodeConfig
-    from node.service import open_node
 
     configure_logging(log_spec)
     if chain_spec is None and not dev:
@@ -173,7 +172,7 @@ def node_command(
         test_equivocate=test_equivocate,
         rpc_unsafe=rpc_methods == "unsafe" or (rpc_methods == "auto" and rpc_host in ("127.0.0.1", "localhost", "::1")),
     )
-    node = open_node(config)
+    node = _open(config)
     try:
         trio.run(run_until_signal, node)
     except KeyboardInterrupt:
@@ -182,6 +181,24 @@ def node_command(
         node.close()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _open(config: NodeConfig) -> Node:
+    """Open the node's database and chain, or end with a message that says what is wrong and
+    what to do (a damaged database, one of another chain) instead of a traceback."""
+    from node.core.chain import ChainMismatch
+    from node.core.db import DatabaseError
+    from node.service import open_node
+
+    try:
+        return open_node(config)
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ChainMismatch as exc:
+        raise click.ClickException(
+            f"the database under {config.base_path} belongs to another chain ({exc}); start with the "
+            "--chain it was made for, or another --base-path"
+        ) from exc
 
 
 def _authority_key(key: str, password_file: Path | None, chain_type: str) -> Keypair:
