@@ -120,7 +120,9 @@ def node_command(
     if chain_spec is None and not dev:
         # As Substrate's --dev implies the dev chain; without it there is no safe guess: the dev
         # spec's authorities and accounts are public keys, and no live spec ships with the node.
-        raise click.UsageError("--chain is required: give the chain spec file of the network to join, or --dev for a development chain")
+        raise click.UsageError(
+            "--chain is required: give the chain spec file of the network to join, or --dev for a development chain"
+        )
     if validator and authority_key is None and not dev:
         raise click.UsageError(
             "--validator needs --key: a keystore file (imagechain key generate --out FILE) or a 0x seed; "
