@@ -33,6 +33,7 @@ from typing import Any
 
 import node as node_package
 from devnet.layout import Devnet, ManifestError, NodeEntry, devnet_spec
+from node.fsutil import write_atomic
 
 __all__ = [
     "DevnetError",
@@ -298,7 +299,7 @@ def up(
     spec_text = json.dumps(devnet_spec(validators, slot_ms), indent=2) + "\n"
     _prepare_dir(devnet, spec_text, reset)
     _check_ports_free(devnet)
-    devnet.chain_path.write_text(spec_text)
+    write_atomic(devnet.chain_path, spec_text.encode())  # every node reads it at each start
     devnet.save()
 
     deadline = time.monotonic() + timeout

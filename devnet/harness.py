@@ -20,6 +20,7 @@ from typing import Any
 
 from devnet.layout import devnet_spec, validator_keys
 from node.client import RpcClient
+from node.fsutil import write_atomic
 
 _handed_out: set[int] = set()  # membership only: ports already given to a node of this process
 
@@ -82,7 +83,7 @@ class Network:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.chain_path = root / "chain.json"
-        self.chain_path.write_text(json.dumps(devnet_spec(validators, slot_ms)))
+        write_atomic(self.chain_path, json.dumps(devnet_spec(validators, slot_ms)).encode())
         keys = validator_keys(validators)
         self.nodes = [NetNode(i, root / f"node{i}", keys[i] if i < validators else None)
                       for i in range(validators + full_nodes)]

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from node.fsutil import write_atomic
 from node.units import format_img, parse_img
 
 __all__ = [
@@ -161,7 +162,7 @@ class Devnet:
 
     def save(self) -> None:
         manifest = {"version": 1, "nodes": [asdict(node) for node in self.nodes]}
-        self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        write_atomic(self.manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
 
     @classmethod
     def load(cls, dir: Path) -> Devnet:

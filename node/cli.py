@@ -21,7 +21,8 @@ from click.core import ParameterSource
 from node import __version__
 
 if TYPE_CHECKING:
-    from node.core.node import Node
+    from node.core.node import Node, NodeConfig
+    from node.keys import Keypair
 
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
@@ -62,14 +63,18 @@ def cli() -> None:
 
 @cli.command("node")
 @click.option("--dev", is_flag=True, help="Development chain: //Alice authors, temporary base path, RPC on 9944.")
-@click.option("--chain", "chain_spec", default=None, help="Chain spec file (default: the built-in dev spec).")
+@click.option("--chain", "chain_spec", default=None,
+              help="Chain spec file, or 'dev' for the built-in dev spec. Required unless --dev (which implies 'dev').")
 @click.option("--base-path", type=click.Path(path_type=Path), default=None, help="Where the database lives.")
 @click.option("--rpc-port", type=int, default=9944, show_default=True, help="JSON-RPC HTTP and WebSocket port.")
 @click.option("--rpc-host", default="127.0.0.1", show_default=True, help="JSON-RPC listen address.")
 @click.option("--name", default=None, help="Node name shown in logs and system_name.")
 @click.option("--pruning", default="256", show_default=True, help="'archive' or the number of recent states to keep.")
-@click.option("--validator", is_flag=True, help="Author blocks with the key given by --key.")
-@click.option("--key", "authority_key", default=None, help="Authority key: dev URI (//Alice), 0x seed or keystore.")
+@click.option("--validator", is_flag=True, help="Author blocks and vote on finality with the key given by --key.")
+@click.option("--key", "authority_key", default=None,
+              help="Authority key: keystore file or 0x seed; dev URIs (//Alice) only on development and local chains.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Password of the --key keystore (else $IMAGECHAIN_PASSWORD, else a prompt).")
 @click.option("--log", "log_spec", default="info", show_default=True, help="Log level, e.g. info,imagechain=debug.")
 @click.option("--port", type=int, default=30333, show_default=True, help="libp2p TCP port (on 127.0.0.1 unless --listen-addr).")
 @click.option("--listen-addr", "listen_addrs", multiple=True, help="libp2p listen multiaddr (repeatable).")
@@ -93,6 +98,7 @@ def node_command(
     pruning: str,
     validator: bool,
     authority_key: str | None,
+    password_file: Path | None,
     log_spec: str,
     port: int,
     listen_addrs: tuple[str, ...],
@@ -109,23 +115,32 @@ def node_command(
     """Run a node."""
     from node.chain_spec import ChainSpecError, load_chain_spec
     from node.core.node import NodeConfig
-    from node.keystore import load_signer
-    from node.service import open_node
 
     configure_logging(log_spec)
+    if chain_spec is None and not dev:
+        # As Substrate's --dev implies the dev chain; without it there is no safe guess: the dev
+        # spec's authorities and accounts are public keys, and no live spec ships with the node.
+        raise click.UsageError(
+            "--chain is required: give the chain spec file of the network to join, or --dev for a development chain"
+        )
+    if validator and authority_key is None and not dev:
+        raise click.UsageError(
+            "--validator needs --key: a keystore file (imagechain key generate --out FILE) or a 0x seed; "
+            "a validator never signs with a default key"
+        )
+    if authority_key is not None and not (validator or dev):
+        raise click.UsageError("--key is the validator's key: use it with --validator")
     try:
         spec = load_chain_spec(chain_spec if chain_spec else "dev")
     except (ChainSpecError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+    authority = _authority_key(authority_key or "//Alice", password_file, spec.chain_type) if dev or validator else None
     temporary = None
     if base_path is None:
         if not dev:
             raise click.UsageError("--base-path is required (or use --dev for a temporary chain)")
         temporary = Path(tempfile.mkdtemp(prefix="imagechain-dev-"))
         base_path = temporary
-    authority = None
-    if dev or validator:
-        authority = load_signer(authority_key or "//Alice", None)
     network = None
     # A --dev chain is a lone node unless networking is asked for (bootnodes, a port, listen addrs).
     port_given = click.get_current_context().get_parameter_source("port") is not ParameterSource.DEFAULT
@@ -159,7 +174,7 @@ def node_command(
         test_equivocate=test_equivocate,
         rpc_unsafe=rpc_methods == "unsafe" or (rpc_methods == "auto" and rpc_host in ("127.0.0.1", "localhost", "::1")),
     )
-    node = open_node(config)
+    node = _open(config)
     try:
         trio.run(run_until_signal, node)
     except KeyboardInterrupt:
@@ -168,6 +183,41 @@ def node_command(
         node.close()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _open(config: NodeConfig) -> Node:
+    """Open the node's database and chain, or end with a message that says what is wrong and
+    what to do (a damaged database, one of another chain) instead of a traceback."""
+    from node.core.chain import ChainMismatch
+    from node.core.db import DatabaseError
+    from node.service import open_node
+
+    try:
+        return open_node(config)
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ChainMismatch as exc:
+        raise click.ClickException(
+            f"the database under {config.base_path} belongs to another chain ({exc}); start with the "
+            "--chain it was made for, or another --base-path"
+        ) from exc
+
+
+def _authority_key(key: str, password_file: Path | None, chain_type: str) -> Keypair:
+    """The validator's keypair from --key, refused if it is a public dev key on a chain that is not
+    a development or local one (anyone could author and vote as it there)."""
+    from node.keystore import KeystoreError, check_dev_key, load_signer, read_password_file
+
+    try:
+        check_dev_key(key, None, chain_type, "--key")  # before any password prompt
+        password = read_password_file(password_file) if password_file is not None else None
+        keypair = load_signer(key, password)
+        check_dev_key(key, keypair, chain_type, "--key")  # a seed or keystore holding //Alice
+    except KeystoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from exc
+    return keypair
 
 
 async def run_until_signal(node: Node) -> None:

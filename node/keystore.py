@@ -29,16 +29,22 @@ import nacl.pwhash.argon2id as argon2id
 import nacl.secret
 import nacl.utils
 
-from node.keys import Keypair, Scheme, parse_key_uri
+from node.fsutil import fsync_dir, replace_durably
+from node.keys import DEV_NAMES, Keypair, Scheme, dev_keypair, parse_key_uri
 
 __all__ = [
+    "DEV_CHAIN_TYPES",
     "KEYSTORE_VERSION",
     "PASSWORD_ENV",
+    "DevKeyRefused",
     "KeystoreError",
+    "check_dev_key",
+    "is_dev_uri",
     "load_keystore",
     "load_signer",
     "read_password_file",
     "save_keystore",
+    "well_known_dev_key",
 ]
 
 KEYSTORE_VERSION = 1
@@ -60,6 +66,10 @@ MALFORMED = "malformed keystore file"
 
 class KeystoreError(Exception):
     """A keystore could not be written or read; the message is meant for the user."""
+
+
+class DevKeyRefused(KeystoreError):
+    """A public development key offered for signing on a chain where it is not safe."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +136,9 @@ def _write_private(path: Path, content: bytes, overwrite: bool) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:
-            os.replace(target, path)
+            replace_durably(target, path)
+        else:
+            fsync_dir(path.parent)  # the new directory entry, not just the data
     except OSError as exc:
         target.unlink(missing_ok=True)
         raise KeystoreError(f"cannot write {path}: {exc.strerror}") from exc
@@ -286,3 +298,49 @@ def load_signer(spec: str, password: bytes | None = None, *, scheme: Scheme = Sc
     if password is None:
         password = _password_from_env_or_prompt(f"Password for {path}: ")
     return load_keystore(path, password)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public development keys
+# ---------------------------------------------------------------------------------------------
+
+# Chain types (Substrate's) on which the public dev keys may sign: a single-node dev chain and a
+# local testnet (`imagechain devnet` specs are "local"). Anything else ("live", custom) is a chain
+# where a key anyone can recompute would let anyone author, vote or spend in its name.
+DEV_CHAIN_TYPES = frozenset({"development", "local"})
+
+
+def is_dev_uri(spec: str) -> bool:
+    """True for a ``//Name`` dev key URI, whose secret is public (`node.keys.dev_keypair`)."""
+    return spec.strip().startswith("//")
+
+
+def well_known_dev_key(keypair: Keypair) -> str | None:
+    """The URI of a well-known dev key (//Alice ... //Ferdie) equal to `keypair`, else None."""
+    for name in DEV_NAMES:
+        uri = f"//{name}"
+        if dev_keypair(uri, keypair.scheme).public == keypair.public:
+            return uri
+    return None
+
+
+def check_dev_key(spec: str, keypair: Keypair | None, chain_type: str, option: str) -> None:
+    """Refuse a dev key (``//Name``, or a seed or keystore holding //Alice ... //Ferdie) unless the
+    chain is a development or local one; `option` names the flag in the message.
+
+    Dev secrets are derived from their names, so on a live chain a validator signing with one
+    lets anyone author and vote as it, and an account behind one can be emptied by anyone.
+    """
+    kind = chain_type.strip().lower()
+    if kind in DEV_CHAIN_TYPES:
+        return
+    uri = spec.strip() if is_dev_uri(spec) else (well_known_dev_key(keypair) if keypair else None)
+    if uri is None:
+        return
+    shown = spec.strip() if is_dev_uri(spec) else f"{spec!r} (the public dev key {uri})"
+    raise DevKeyRefused(
+        f"{option} {shown} refused: dev keys are public (anyone can derive the secret of //Name from "
+        f"its name), so on this {chain_type!r} chain anyone could sign as it. Dev keys work only on "
+        f"chains of type 'development' or 'local' (--dev, imagechain devnet). Use a key of your own: "
+        f"imagechain key generate --out FILE, then {option} FILE."
+    )

@@ -78,6 +78,9 @@ async def run_node(node: Node, *, task_status: trio.TaskStatus[Node] = trio.TASK
     config = node.config
     best = node.chain.best_header()
     log.info("🏷  Node name: %s, role: %s", node.name, node.role)
+    if node.authority is not None:
+        # The public side only: which key this validator signs with (to check against the chain's set).
+        log.info("🔑 Authority key: %s (%s)", node.authority.address, node.authority.scheme.label)
     log.info("🔨 Chain: %s, genesis %s", node.spec.name, short_hash(node.genesis_hash))
     log.info("📦 Best block: #%d (%s), database %s", best.number, short_hash(best.hash), node.db.path)
     async with trio.open_nursery() as nursery:

@@ -16,7 +16,14 @@ import click
 
 from node.client import DEFAULT_URL, RpcClient, RpcClientError, transfer
 from node.keys import AddressError, Keypair, Scheme, decode_address, dev_keypair, encode_address
-from node.keystore import KeystoreError, load_signer, read_password_file
+from node.keystore import (
+    KeystoreError,
+    check_dev_key,
+    is_dev_uri,
+    load_signer,
+    read_password_file,
+    well_known_dev_key,
+)
 from node.types import MAX_MORTAL_PERIOD
 from node.units import format_img, parse_img
 
@@ -66,14 +73,30 @@ def _account_id(text: str, what: str) -> bytes:
         raise click.BadParameter(str(exc), param_hint=what) from exc
 
 
-def _signer(spec: str, scheme: str, password_file: Path | None) -> Keypair:
+def _signer(spec: str, scheme: str, password_file: Path | None, url: str | None = None) -> Keypair:
+    """The `--from` keypair; a public dev key only if the node at `url` (default: the command's
+    `--url`) runs a development or local chain, since anyone can sign as one elsewhere."""
     try:
         password = read_password_file(password_file) if password_file is not None else None
-        return load_signer(spec, password, scheme=Scheme.from_label(scheme))
+        keypair = load_signer(spec, password, scheme=Scheme.from_label(scheme))
+        if is_dev_uri(spec) or well_known_dev_key(keypair) is not None:
+            check_dev_key(spec, keypair, _chain_type(url), "--from")
+        return keypair
     except KeystoreError as exc:
         raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--from") from exc
+
+
+def _chain_type(url: str | None) -> str:
+    """The node's chain type, lower case ("development", "local", "live" or a custom name)."""
+    if url is None:
+        url = click.get_current_context().params.get("url") or DEFAULT_URL
+    with _client(url) as client:
+        kind = client.call("system_chainType")
+    if isinstance(kind, dict) and kind:
+        return str(next(iter(kind.values()))).lower()  # {"Custom": name}
+    return str(kind).lower()
 
 
 def _hex(block_hash: bytes) -> str:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import lmdb
 
 from node.chain_spec import ChainSpec, genesis_block, genesis_storage
-from node.codec import decode_trusted, encode
-from node.core.db import ChainDB
+from node.codec import DecodeError, decode, decode_trusted, encode, expect_bytes, expect_list
+from node.core.db import ChainDB, DatabaseDamaged
 from node.runtime.support import StateGet
 from node.state.trie import EMPTY_ROOT, TrieUpdate
 from node.types import Block, Header, extrinsic_hash
@@ -62,20 +62,68 @@ class Chain:
         self.genesis = genesis_block(spec)
         self.genesis_hash = self.genesis.hash
         self._headers: dict[bytes, Header] = {}
-        stored = db.get_meta(META_GENESIS)
+        try:
+            stored = db.get_meta(META_GENESIS)
+            if stored is None and self._has_blocks():
+                raise DatabaseDamaged(db.path, "it holds blocks but no genesis pointer")
+        except lmdb.Error as exc:
+            raise DatabaseDamaged(db.path, f"its metadata cannot be read ({exc})") from exc
         if stored is None:
             self._write_genesis()
         elif stored != self.genesis_hash:
             raise ChainMismatch(
                 f"database genesis {stored.hex()} differs from chain spec genesis {self.genesis_hash.hex()}"
             )
-        best = db.get_meta(META_BEST)
-        finalized = db.get_meta(META_FINALIZED)
-        leaves = db.get_meta(META_LEAVES)
-        assert best is not None and finalized is not None and leaves is not None, "database lost its heads"
-        self._best = self._require_header(best)
-        self._finalized = self._require_header(finalized)
-        self._leaves: list[bytes] = list(decode_trusted(leaves))
+        self._best, self._finalized, self._leaves = self._check_heads()
+
+    def _has_blocks(self) -> bool:
+        with self.db.env.begin() as txn:
+            return txn.stat(self.db.headers)["entries"] > 0
+
+    def _check_heads(self) -> tuple[Header, Header, list[bytes]]:
+        """Best, finalized and leaves, checked as a restart relies on them (`DatabaseDamaged`).
+
+        The pointers name stored blocks, both are on the canonical index, the finalized block is
+        not above the best, and the best block's (and finalized block's) state is in the trie. A
+        crash never breaks these (each change is one transaction); a damaged disk or file can,
+        and a node started on such a database would fail later, somewhere less clear.
+        """
+        db = self.db
+        try:
+            best = self._check_head(META_BEST, "best")
+            finalized = self._check_head(META_FINALIZED, "finalized")
+            raw_leaves = db.get_meta(META_LEAVES)
+            if raw_leaves is None:
+                raise DatabaseDamaged(db.path, "the pointer to the chain's leaves is missing")
+            leaves = [expect_bytes(leaf, 32, what="leaf") for leaf in expect_list(decode(raw_leaves), what="leaves")]
+            for leaf in leaves:
+                if self.header(leaf) is None:
+                    raise DatabaseDamaged(db.path, f"the leaf block 0x{leaf.hex()} is not stored")
+            if finalized.number > best.number:
+                raise DatabaseDamaged(db.path, f"the finalized block #{finalized.number} is above the best block #{best.number}")
+            if db.body(best.hash) is None:
+                raise DatabaseDamaged(db.path, f"the body of the best block #{best.number} is not stored")
+            for header, what in ((best, "best"), (finalized, "finalized")):
+                if db.hash_at(header.number) != header.hash:
+                    raise DatabaseDamaged(db.path, f"the {what} block #{header.number} is not on the canonical index")
+                if not db.state.has_root(header.state_root):
+                    raise DatabaseDamaged(
+                        db.path,
+                        f"the state of the {what} block #{header.number} (root 0x{header.state_root.hex()}) "
+                        "is missing from the state trie",
+                    )
+        except (DecodeError, lmdb.Error) as exc:
+            raise DatabaseDamaged(db.path, f"its block index cannot be read ({exc})") from exc
+        return best, finalized, leaves
+
+    def _check_head(self, key: bytes, what: str) -> Header:
+        block_hash = self.db.get_meta(key)
+        if block_hash is None:
+            raise DatabaseDamaged(self.db.path, f"the {what} block pointer is missing")
+        header = self.header(block_hash)
+        if header is None:
+            raise DatabaseDamaged(self.db.path, f"the {what} block 0x{block_hash.hex()} is not stored")
+        return header
 
     def _write_genesis(self) -> None:
         update = self.db.state.update(EMPTY_ROOT, genesis_storage(self.spec))

@@ -8,10 +8,14 @@ new `resend` counter, or the network would drop it as already seen. A syncing no
 it downloads and verifies each before finalizing, so finality is never taken on trust.
 
 Before one of our votes leaves the node, the voter's persistent state (its round, our votes in
-it, the round's base and the previous round's votes) is written. A restarted validator resumes
-from it: it never signs a second, different vote in a round (an equivocation) and knows the
-previous round's estimate, so it can finish the round its peers wait in. A node whose finality
-stalls asks its peers for their catch-up.
+it, the round's base and the previous round's votes) is written and flushed to disk, even while
+a sync batch defers the database's other flushes. A restarted validator resumes from it: it
+never signs a second, different vote in a round (an equivocation) and knows the previous round's
+estimate, so it can finish the round its peers wait in. A stored state that cannot be read
+(damaged, or of a set ahead of the finalized one) is not replaced by a fresh one: the node does
+not vote for the rest of that authority set, says so loudly, and only follows finality; the next
+set's rounds are ones it cannot have voted in, so it votes again from there. A node whose
+finality stalls asks its peers for their catch-up.
 
 The service reads the chain and asks for the rest through the protocols below: `Finalizer` and
 `TransactionSubmit` (the node), `VoteNetwork` (the network service). Its catch-up requests run
@@ -24,6 +28,7 @@ import logging
 import time
 from typing import Any, Protocol
 
+import lmdb
 import trio
 
 from node.codec import DecodeError, decode, encode, expect_bytes, expect_int, expect_list
@@ -54,6 +59,7 @@ META_VOTER_STATE = b"finality_voter_state"
 CATCH_UP_RETRY_S = 3.0
 PENALTY_BAD_VOTE = 50
 MAX_VOTE_MESSAGE_BYTES = 512 * 1024
+NOT_VOTING_REMINDER_S = 60.0
 
 
 class ChainAdapter:
@@ -142,44 +148,82 @@ class FinalityService:
         self._resends = 0
         finalized = chain.finalized_header()
         self._last_progress = (finalized.number, time.monotonic())
-        self.voter = self._new_voter(finalized, self._load_state())
+        # The authority set in which we must not vote: our stored state for it was unreadable.
+        self._no_vote_set: int | None = None
+        self._no_vote_reason = ""
+        self._next_reminder = 0.0
+        state = self._load_state(aura.read_set_id(chain.state_reader(finalized.hash)))
+        self.voter = self._new_voter(finalized, state)
 
     def _new_voter(self, finalized: Header, state: VoterState | None) -> FinalityVoter:
-        """The voter for the set named by the finalized block's state (see `ChainAdapter`)."""
+        """The voter for the set named by the finalized block's state (see `ChainAdapter`); an
+        observer in the set whose stored state was unreadable."""
         chain = self.chain
         finalized_state = chain.state_reader(finalized.hash)
         set_id = aura.read_set_id(finalized_state)
         if state is not None and state.set_id != set_id:
             state = None  # persisted for an older set
+        refused = self._authority is not None and set_id == self._no_vote_set
         voter = FinalityVoter(
             voters=aura.read_authorities(finalized_state),
             set_id=set_id,
             genesis_hash=chain.genesis_hash,
             chain=ChainAdapter(chain, set_id),
             last_finalized=(finalized.hash, finalized.number),
-            keypair=self._authority,
+            keypair=None if refused else self._authority,
             round_duration_ms=2 * self._slot_ms,
             start_round=state.round if state is not None else 1,
         )
         voter.disabled = set(offences.read_disabled(chain.best_state()))
         self._resume_actions = voter.resume(state, now_ms()) if state is not None else []
+        if self._no_vote_set is not None and set_id != self._no_vote_set:
+            if voter.voter_index is not None:
+                log.warning("🗳  Finality voting resumes with authority set %d (the unusable state was of set %d)",
+                            set_id, self._no_vote_set)  # fmt: skip
+            self._no_vote_set = None
         return voter
 
-    def _load_state(self) -> VoterState | None:
-        raw = self.chain.db.get_meta(META_VOTER_STATE)
+    def _load_state(self, set_id: int) -> VoterState | None:
+        """The stored voter state; None if there is none (a new validator) or it is of an older
+        set. One that cannot be read makes us refuse to vote in `set_id` (see the module doc)."""
+        try:
+            raw = self.chain.db.get_meta(META_VOTER_STATE)
+        except lmdb.Error as exc:
+            self._refuse_to_vote(set_id, f"the database could not read it: {exc}")
+            return None
         if raw is None:
             return None
         try:
-            return VoterState.decode(raw)
+            state = VoterState.decode(raw)
         except DecodeError as exc:
-            log.warning("ignoring an unreadable persisted finality voter state: %s", exc)
+            self._refuse_to_vote(set_id, f"it does not decode: {exc}")
             return None
+        if state.set_id > set_id:
+            self._refuse_to_vote(set_id, f"it is of authority set {state.set_id}, ahead of the finalized set {set_id}")
+            return None
+        return state
+
+    def _refuse_to_vote(self, set_id: int, reason: str) -> None:
+        if self._authority is None:
+            log.warning("ignoring a stored finality voter state that cannot be used (%s): this node does not vote", reason)
+            return
+        self._no_vote_set, self._no_vote_reason = set_id, reason
+        log.error(
+            "🛑 The finality voter state stored in %s cannot be used (%s). This validator will NOT vote "
+            "in authority set %d; it follows finality only. Without that state it cannot know which votes "
+            "it already signed before it stopped, and signing a different one would be an equivocation "
+            "(reported on chain, the validator disabled and its bond lost). It votes again from the next "
+            "authority set. To vote sooner, restore this database from a copy taken while the node was "
+            "stopped.",
+            self.chain.db.path, reason, set_id,
+        )  # fmt: skip
 
     def _save_state(self) -> None:
-        """Written before each of our votes is sent: round, our votes in it, its base and the
-        previous round's votes, so a restart resumes without ever signing twice."""
+        """Written and flushed to disk before each of our votes is sent: round, our votes in it,
+        its base and the previous round's votes, so a restart resumes without ever signing twice.
+        Flushed even inside a sync batch's `deferred_flush`: a vote is only as safe as its record."""
         db = self.chain.db
-        with db.write() as txn:
+        with db.write(durable=True) as txn:
             db.put_meta(txn, META_VOTER_STATE, self.voter.persistent_state().encode())
 
     # -- driving the voter ----------------------------------------------------------------------
@@ -189,7 +233,18 @@ class FinalityService:
         while True:
             self._handle(self.voter.on_tick(now_ms()))
             self._maybe_ask_for_catch_up()
+            self._remind_not_voting()
             await trio.sleep(TICK_S)
+
+    def _remind_not_voting(self) -> None:
+        """Repeat, now and then, that this validator does not vote: an operator reading only
+        the recent log must not miss it."""
+        if self._no_vote_set is None or time.monotonic() < self._next_reminder:
+            return
+        if self._next_reminder:
+            log.error("🛑 Still NOT voting in authority set %d: the stored finality voter state cannot be "
+                      "used (%s)", self._no_vote_set, self._no_vote_reason)  # fmt: skip
+        self._next_reminder = time.monotonic() + NOT_VOTING_REMINDER_S
 
     def _maybe_ask_for_catch_up(self) -> None:
         """No finality for three rounds: peers may have completed rounds we missed (restart)."""
@@ -272,7 +327,13 @@ class FinalityService:
     def _broadcast(self, action: Broadcast) -> None:
         vote = action.vote
         if not action.rebroadcast:
-            self._save_state()  # before sending: never sign again in this stage after a restart
+            try:
+                self._save_state()  # before sending: never sign again in this stage after a restart
+            except (lmdb.Error, OSError) as exc:
+                # Unrecorded, the vote could be signed differently after a restart: not sent.
+                log.error("🛑 finality vote of round %d not sent: its voter state could not be stored: %s",
+                          vote.round, exc)  # fmt: skip
+                return
         self._resends += 1 if action.rebroadcast else 0
         message = encode([MESSAGE_VOTE, vote.encode(), self._resends if action.rebroadcast else 0])
         self.network.publish_vote(message)

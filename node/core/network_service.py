@@ -238,6 +238,8 @@ class NodeNetwork:
     # -- NetworkHandler: requests and peers --------------------------------------------------------
 
     async def on_request(self, protocol: str, data: bytes, peer_id: str) -> bytes:
+        """Serve a sync request. A bad one (malformed, a field out of range) is rejected: the
+        p2p layer answers "bad request", logs the peer and lowers its score (`RequestRejected`)."""
         if protocol != sync.PROTOCOL:
             raise RequestRejected(f"unknown protocol {protocol}")
         try:
@@ -264,8 +266,11 @@ class NodeNetwork:
         try:
             reply = await self.network.request(peer_id, sync.PROTOCOL, sync.status_request(), timeout=5.0)
             status = sync.PeerStatus.from_wire(decode(reply))
-        except (RequestFailed, DecodeError) as exc:
+        except RequestFailed as exc:
             log.debug("status from %s failed: %s", peer_id, exc)
+            return
+        except DecodeError as exc:
+            self.network.report(peer_id, PENALTY_BAD_RESPONSE, f"malformed status: {exc}")
             return
         if status.genesis_hash != self.chain.genesis_hash:
             self.network.report(peer_id, PENALTY_WRONG_GENESIS, "peer is on another chain (genesis differs)")
@@ -305,7 +310,7 @@ class NodeNetwork:
         """One range request; None (and the peer dropped or penalised) when it fails."""
         try:
             reply = await self.network.request(peer, sync.PROTOCOL, sync.blocks_request(start, count), timeout=30.0)
-            return sync.decode_blocks_response(reply)
+            return sync.decode_blocks_response(reply, start, count)
         except RequestFailed as exc:
             log.debug("block request to %s failed: %s", peer, exc)
         except DecodeError as exc:

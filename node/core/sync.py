@@ -8,7 +8,14 @@ Requests and responses are canonical msgpack arrays:
     CATCH_UP      [3]                                   -> the finality voter's catch-up, or b""
 
 A range answer follows the server's best chain upward from `from_number`, stops at `max_count`
-blocks or at `MAX_RESPONSE_BYTES`. Everything received is verified as if it were new: blocks
+blocks (at most `MAX_BLOCKS_PER_REQUEST`) or at `MAX_RESPONSE_BYTES`.
+
+Every field of every message is checked before use, in both directions: block numbers and
+counts are u32 (a block number is four bytes in the database), a request has exactly its
+fields, a status's finalized block is not above its best, a range answer is the consecutive
+range asked for. A request that breaks a rule is a `BadRequest` ("bad request: ..."); the
+network answers it with the REJECTED status and lowers the sender's score. A response that
+breaks one is a `DecodeError`, and the requester penalises the server. Everything received is verified as if it were new: blocks
 go through the full import pipeline and justifications through the finality gadget's
 verifier, so nothing is taken on trust.
 
@@ -25,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import DecodeError, decode, encode, expect_bytes, expect_int, expect_list
+from node.codec import U32_MAX, DecodeError, decode, encode, expect_bytes, expect_int, expect_list
 from node.core.chain import Chain
 from node.types import HASH_LEN, MAX_BLOCK_BYTES, Block
 
@@ -39,7 +46,10 @@ MAX_REQUEST_BYTES = 256
 
 
 class BadRequest(ValueError):
-    pass
+    """A malformed or out-of-range request: the peer that sent it is at fault."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bad request: {reason}")
 
 
 @dataclass
@@ -56,13 +66,16 @@ class PeerStatus:
     @classmethod
     def from_wire(cls, obj: Any) -> PeerStatus:
         genesis, best_n, best_h, fin_n, fin_h = expect_list(obj, 5, "status")
-        return cls(
+        status = cls(
             expect_bytes(genesis, HASH_LEN, what="genesis"),
-            expect_int(best_n),
+            expect_int(best_n, U32_MAX, "best number"),
             expect_bytes(best_h, HASH_LEN, what="best hash"),
-            expect_int(fin_n),
+            expect_int(fin_n, U32_MAX, "finalized number"),
             expect_bytes(fin_h, HASH_LEN, what="finalized hash"),
         )
+        if status.finalized_number > status.best_number:
+            raise DecodeError(f"status: finalized #{status.finalized_number} above best #{status.best_number}")
+        return status
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,15 +99,42 @@ def catch_up_request() -> bytes:
     return encode([CATCH_UP])
 
 
-def decode_blocks_response(data: bytes) -> list[tuple[Block, bytes | None]]:
+def decode_blocks_response(data: bytes, start: int, count: int) -> list[tuple[Block, bytes | None]]:
+    """The answer to `blocks_request(start, count)`: blocks #start, #start+1, ... and no more than
+    asked (a server that sends anything else is at fault, `DecodeError`)."""
     items = expect_list(decode(data, MAX_RESPONSE_BYTES + MAX_BLOCK_BYTES), what="blocks response")
+    if len(items) > min(count, MAX_BLOCKS_PER_REQUEST):
+        raise DecodeError(f"blocks response: {len(items)} blocks, more blocks than the {count} asked for")
     result = []
-    for item in items:
+    for offset, item in enumerate(items):
         block, justification = expect_list(item, 2, "block entry")
         if justification is not None:
             justification = expect_bytes(justification, max_len=1024 * 1024, what="justification")
-        result.append((Block.from_wire(block), justification))
+        decoded = Block.from_wire(block)
+        number = decoded.header.number
+        if offset == 0 and number != start:
+            raise DecodeError(f"blocks response starts at #{number}, not at #{start} as asked")
+        if offset > 0 and number != start + offset:
+            raise DecodeError(f"blocks response: #{number} after #{start + offset - 1}, not consecutive")
+        result.append((decoded, justification))
     return result
+
+
+def _parse_request(data: bytes) -> tuple[int, list[Any]]:
+    """(kind, fields) of a request whose every field is in range; `BadRequest` otherwise."""
+    try:
+        request = expect_list(decode(data, MAX_REQUEST_BYTES), what="sync request")
+        kind = expect_int(request[0] if request else None, 3, "request kind")
+        if kind in (STATUS, CATCH_UP):
+            expect_list(request, 1, "status or catch-up request")
+            return kind, []
+        if kind == BLOCKS:
+            _, start, count = expect_list(request, 3, "blocks request")
+            return kind, [expect_int(start, U32_MAX, "from block number"), expect_int(count, U32_MAX, "max count")]
+        _, block_hash = expect_list(request, 2, "block-by-hash request")
+        return kind, [expect_bytes(block_hash, HASH_LEN, what="hash")]
+    except DecodeError as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 def serve_request(chain: Chain, data: bytes, catch_up: Callable[[], bytes]) -> bytes:
@@ -102,24 +142,18 @@ def serve_request(chain: Chain, data: bytes, catch_up: Callable[[], bytes]) -> b
 
     ``catch_up`` gives the finality voter's catch-up (b"" when there is none to give).
     """
-    try:
-        request = expect_list(decode(data, MAX_REQUEST_BYTES), what="sync request")
-        kind = expect_int(request[0] if request else None, 3, "request kind")
-    except DecodeError as exc:
-        raise BadRequest(str(exc)) from exc
+    kind, fields = _parse_request(data)
     if kind == STATUS:
         return encode(local_status(chain).to_wire())
     if kind == CATCH_UP:
         return catch_up()
     if kind == BLOCKS:
-        try:
-            _, start, count = expect_list(request, 3, "blocks request")
-            start, count = expect_int(start), expect_int(count)
-        except DecodeError as exc:
-            raise BadRequest(str(exc)) from exc
+        start, count = fields
+        # Never past the last block number there can be (u32), however large `count` is.
+        end = min(start + min(count, MAX_BLOCKS_PER_REQUEST), U32_MAX + 1)
         entries: list[Any] = []
         size = 0
-        for number in range(start, start + min(count, MAX_BLOCKS_PER_REQUEST)):
+        for number in range(start, end):
             block_hash = chain.hash_at(number)
             block = chain.block(block_hash) if block_hash is not None else None
             if block is None:
@@ -130,11 +164,7 @@ def serve_request(chain: Chain, data: bytes, catch_up: Callable[[], bytes]) -> b
                 break
             entries.append([block.to_wire(), chain.justification(block.hash)])
         return encode(entries)
-    try:
-        _, block_hash = expect_list(request, 2, "block-by-hash request")
-        block_hash = expect_bytes(block_hash, HASH_LEN, what="hash")
-    except DecodeError as exc:
-        raise BadRequest(str(exc)) from exc
+    (block_hash,) = fields
     block = chain.block(block_hash)
     if block is None:
         return encode([])

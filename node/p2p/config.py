@@ -19,6 +19,8 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
+from node.fsutil import replace_durably
+
 __all__ = [
     "DEFAULT_PORT",
     "NODE_KEY_FILE",
@@ -118,7 +120,7 @@ def load_or_create_node_key(base_path: Path) -> KeyPair:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    replace_durably(tmp, path)  # and flush the directory: the peer id must survive a power cut
     return key_pair
 
 
