@@ -220,27 +220,28 @@ def _bootnode_address(node: NodeEntry, addresses: Any) -> str:
 
 
 def _check_ports_free(devnet: Devnet) -> None:
-    """Fail before starting anything if a port is taken (a node would die with a bind error)."""
+    """Fail before starting anything if the plan reuses a port (a mistake in the flags), then if a
+    port is taken on this machine (a node would die with a bind error)."""
+    planned = [
+        (f"{node.name}'s {kind} port {port}", port)
+        for node in devnet.nodes
+        for kind, port in (("RPC", node.rpc_port), ("p2p", node.p2p_port), ("Prometheus", node.prometheus_port))
+    ]
     seen: dict[int, str] = {}
-    for node in devnet.nodes:
-        for kind, port in (
-            ("RPC", node.rpc_port),
-            ("p2p", node.p2p_port),
-            ("Prometheus", node.prometheus_port),
-        ):
-            what = f"{node.name}'s {kind} port {port}"
-            if not 0 < port < 65536:
-                raise DevnetError(f"{what} is out of range")
-            if port in seen:
-                raise DevnetError(f"{what} is also {seen[port]}: choose base ports further apart")
-            seen[port] = what
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                # As the node's own listeners do, so a port in TIME_WAIT does not count as taken.
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError as exc:
-                    raise DevnetError(f"{what} is in use ({exc.strerror})") from exc
+    for what, port in planned:
+        if not 0 < port < 65536:
+            raise DevnetError(f"{what} is out of range")
+        if port in seen:
+            raise DevnetError(f"{what} is also {seen[port]}: choose base ports further apart")
+        seen[port] = what
+    for what, port in planned:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the node's own listeners do, so a port in TIME_WAIT does not count as taken.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise DevnetError(f"{what} is in use ({exc.strerror})") from exc
 
 
 def _prepare_dir(devnet: Devnet, spec_text: str, reset: bool) -> None:

@@ -65,7 +65,7 @@ def build_block(
         except InvalidTransaction as exc:
             if exc.reason is InvalidReason.EXHAUSTS_RESOURCES:
                 break
-            if exc.reason is not InvalidReason.FUTURE:
+            if exc.reason not in (InvalidReason.FUTURE, InvalidReason.BLOCK_QUOTA):
                 invalid.append(tx.hash)
             continue
         extrinsics.append(tx.encoded)

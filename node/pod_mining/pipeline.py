@@ -42,9 +42,9 @@ import numpy as np
 from node.imaging import io as imio
 from node.imaging.verify import rendition_facts
 from node.keys import Keypair
+from node.primitives.merkle import blob_root
 from node.runtime import copyright
 from node.runtime.support import InvalidCall
-from node.storage.merkle import blob_root
 from node.types import Call, SignedExtra, sign_extrinsic
 
 __all__ = [

@@ -39,6 +39,7 @@ from node.runtime.support import (
     NONE,
     PURE_HOST,
     BlockContext,
+    BlockQuotaReached,
     CallSpec,
     DispatchError,
     EventRecord,
@@ -72,6 +73,7 @@ class InvalidReason(Enum):
     EXPIRED = "Expired"
     BIRTH_IN_FUTURE = "BirthInFuture"
     BAD_MORTALITY = "BadMortality"
+    BLOCK_QUOTA = "BlockQuotaReached"
     EXHAUSTS_RESOURCES = "ExhaustsResources"
     MANDATORY = "BadInherent"
     BAD_UNSIGNED = "InvalidUnsignedProof"
@@ -284,13 +286,17 @@ class Runtime:
                 raise InvalidTransaction(InvalidReason.BAD_CALL, f"{spec.full_name}: {exc}") from exc
         return CheckedExtrinsic(extrinsic, spec, args, length, sender, fee), account
 
-    def check_unsigned(self, get: StateGet, genesis_hash: bytes, spec: CallSpec, args: list[object]) -> bytes:
-        """Check a self-proving unsigned extrinsic; returns the tag it is unique by."""
+    def check_unsigned(
+        self, get: StateGet, genesis_hash: bytes, number: int, spec: CallSpec, args: list[object]
+    ) -> bytes:
+        """Check a self-proving unsigned extrinsic for block `number`; returns its unique tag."""
         validate_unsigned = self.module_of[spec.module].validate_unsigned
         if spec.origin is not OriginKind.NONE or spec.inherent or validate_unsigned is None:
             raise InvalidTransaction(InvalidReason.BAD_ORIGIN, f"{spec.full_name} must be signed")
         try:
-            return validate_unsigned(get, genesis_hash, spec.name, list(args))
+            return validate_unsigned(get, genesis_hash, number, spec.name, list(args))
+        except BlockQuotaReached as exc:
+            raise InvalidTransaction(InvalidReason.BLOCK_QUOTA, str(exc)) from exc
         except InvalidUnsigned as exc:
             raise InvalidTransaction(InvalidReason.BAD_UNSIGNED, str(exc)) from exc
 
@@ -313,7 +319,7 @@ class Runtime:
         extrinsic = decode_extrinsic(encoded, params)
         if not extrinsic.is_signed:
             spec, args = self.lookup_call(extrinsic.call)
-            tag = self.check_unsigned(get, genesis_hash, spec, args)
+            tag = self.check_unsigned(get, genesis_hash, best_number + 1, spec, args)
             # Unsigned reports have no account: the pool files each under its own tag.
             return ValidTransaction(tag, 0, 0, 0, 0, len(encoded), None)
         checked, account = self.check_signed(
@@ -393,7 +399,7 @@ class Runtime:
             elif index == 0:
                 raise InvalidTransaction(InvalidReason.MANDATORY, "the first extrinsic must be timestamp.set")
             else:
-                self.check_unsigned(ctx.state.get, genesis_hash, spec, args)
+                self.check_unsigned(ctx.state.get, genesis_hash, ctx.number, spec, args)
             checked = CheckedExtrinsic(extrinsic, spec, args, length, None, 0)
         else:
             if index == 0:

@@ -132,7 +132,7 @@ def _check_report(get: StateGet, genesis_hash: bytes, function: str, args: list[
     return check_finality_equivocation(get, genesis_hash, args[0])
 
 
-def validate_unsigned(get: StateGet, genesis_hash: bytes, function: str, args: list[Any]) -> bytes:
+def validate_unsigned(get: StateGet, genesis_hash: bytes, number: int, function: str, args: list[Any]) -> bytes:
     """Check a report before it enters the pool or a block; returns the offence id."""
     _, offence_id = _check_report(get, genesis_hash, function, args)
     if REPORTED.exists(get, offence_id):

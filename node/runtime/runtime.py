@@ -18,6 +18,7 @@ from node.runtime import (
     licensing,
     offences,
     pod,
+    pow,
     storage,
     sudo,
     system,
@@ -42,6 +43,7 @@ MODULES = (
     copyright.MODULE,
     licensing.MODULE,
     storage.MODULE,
+    pow.MODULE,
 )
 
 RUNTIME = Runtime(SPEC_NAME, SPEC_VERSION, MODULES)

@@ -6,7 +6,7 @@ published file, its sealed original) is recorded here when the registration is m
 answer to `copyright.BLOBS_ADDED`). Each blob is assigned to `replication` miners by rendezvous
 hashing over the current miner set (`assigned_storers`: the miners with the highest
 `H(root || miner)`), so assignments move only when the set changes. An assigned miner seals its
-copy under its own account (`node.storage.seal`) and commits the replica's Merkle root
+copy under its own account (`node.primitives.seal`) and commits the replica's Merkle root
 (`commit_replica`); `pow` pays tickets that prove reading those replicas.
 
 Nothing here iterates an unbounded set in a block: a miner leaves only after dropping its
@@ -79,7 +79,7 @@ NAME = "storage"
 class StorageParams:
     replication: int = 3
     miner_bond: int = 1_000 * 10**18
-    seal_rounds: int = 100  # Sloth rounds per sealed word (node.storage.seal); devnets use fewer
+    seal_rounds: int = 100  # Sloth rounds per sealed word (node.primitives.seal); devnets use fewer
     max_miners: int = 1_024
 
     def to_wire(self) -> list[Any]:

@@ -644,12 +644,17 @@ BlockHook = Callable[[BlockContext], None]
 GenesisHook = Callable[[GenesisState], None]
 # validate_call(get, genesis_hash, signer, call name, parsed args, host): raise InvalidCall.
 ValidateCall = Callable[[StateGet, bytes, bytes, str, list[Any], Host], None]
-# validate_unsigned(get, genesis_hash, call name, parsed args) -> the tag the extrinsic is unique by.
-ValidateUnsigned = Callable[[StateGet, bytes, str, list[Any]], bytes]
+# validate_unsigned(get, genesis_hash, block number, call name, parsed args) -> the tag the
+# extrinsic is unique by; `number` is the block it is checked for (the pool: best + 1).
+ValidateUnsigned = Callable[[StateGet, bytes, int, str, list[Any]], bytes]
 
 
 class InvalidUnsigned(ValueError):
     """An unsigned extrinsic whose proof does not hold (raised by `validate_unsigned`)."""
+
+
+class BlockQuotaReached(InvalidUnsigned):
+    """Valid, but this block holds as many of its kind as it may: a later block can take it."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The node's blob store: content-addressed image files in their own LMDB environment.
 
-A blob is named by its Merkle root (`node.storage.merkle`) and size. It is kept as 256 KiB
+A blob is named by its Merkle root (`node.primitives.merkle`) and size. It is kept as 256 KiB
 segments, each one an aligned subtree of the blob's tree, so a segment received from a peer is
 checked on its own against the root before it is stored (`put_segment`), and any segment can be
 served with its proof (`segment`). A blob is *complete* once every segment is in; only then is it
@@ -25,7 +25,7 @@ from pathlib import Path
 import lmdb
 
 from node.codec import decode, encode
-from node.storage.merkle import (
+from node.primitives.merkle import (
     LEAF_BYTES,
     SEGMENT_BYTES,
     SEGMENT_LEAVES,

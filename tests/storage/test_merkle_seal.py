@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from node.storage import merkle, seal
+from node.primitives import merkle, seal
 
 
 def _reference_root(hashes: list[bytes]) -> bytes:

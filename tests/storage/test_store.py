@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from node.storage import merkle
+from node.primitives import merkle
 from node.storage.store import (
     BlobStore,
     QuotaExceeded,
