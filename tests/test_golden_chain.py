@@ -15,20 +15,22 @@ from tests import golden_chain
 # spec_version 2 (issue #10): a signed transaction names its birth block by hash and every one is
 # mortal (replay after reaping), Aura seals sign the genesis hash (equivocation reports from
 # other chains), tips come from transferable funds, a reaped account's nonce is remembered while its
-# transactions can live (block 2 reaps one). The genesis state records the spec version
-# that built it, so the genesis hash changed too; the block sequence and its events did not.
-GENESIS_HASH = "cbbd560910b801f5fcdf4e93ec74046c9ca56b54d3bc13f473f2abf3b88279b6"
+# transactions can live (block 2 reaps one), registrations name their blobs (recorded by the new
+# `storage` module), images flat at the pHash's scale are refused (new `copyright` param). The
+# genesis state records the spec version that built it, so the genesis hash changed too; the block
+# sequence and its events did not (besides `storage.BlobRecorded`).
+GENESIS_HASH = "4e0dd6046a2dad56531542f0396947d3297f1420be7ce294cc134b26739e5323"
 STATE_ROOTS = [
-    "f577803bfa23eb9ef6d7c4300652edfd9cd1cff64cc93e1ceda11112bfc91aec",
-    "38b176b4226ebb5f2df6b15198806264d9ccef807cf3f2b3f0179ac3d37af5ca",
-    "b0823c856346a88d6d41d47a9020da2c154ad700f0816b1b60cc819a12de1a59",
-    "57e56c03bc183642f7d26ac7508cde6e8132a07eab6c28648aa4f516148641a2",
-    "1a0ce8fee4fcd4fdb9e6c44b43bdbbdb3b54b6bfab375cd1a48b2416a6540b75",
-    "bc0377a2acc45c4011603a81eb36f0eac558558a542e8783fdf1d8a9c1629be3",
-    "8d94eb4a5e0a245986841485cbc4a5ccf908b0b90804de2204204b2ba5b336d8",
-    "d80164323039685797ead2a839b00452c9524bde35859766b214e866d3f89a42",
+    "f13082dabfc476d46c2d145244733a2200eb3d11adae2ec2414537107e3312f2",
+    "9cca64e00f8ae85337052edc0ede3d3a2fe152d55d16d0872e717ac41bc71446",
+    "8184440dad4d1a37d4689cb2a80ea8afee16ee9c99a0a771c5de5beecfe281a8",
+    "4862dba6ede2c60e81317e5714d860531deed293455809f7d6d1b0dd09539004",
+    "91f89fc4da2d2c1d6d41f0973cfca6628075358453923d68454963d404090828",
+    "a1bf8b3d7f29cd251a2639798a3b869187f7c05305a6f216e17ba203ffadccf2",
+    "2363badf9400658625fe2c805ca11dd0aa1c5c74dd84e629e53c83c205466d52",
+    "71ffab49297aeb7dea17c92b73e107ccd03a6b4723487b9bd818d3fdd240c673",
 ]
-BEST_HASH = "b0d947865bbfae097ceddf2f7e230df197caa80e214fcbc3c456c2839425ab99"
+BEST_HASH = "9f770d0118ec7bd78ad557a423fafd3d131e8db52e518ed3394111763ed22947"
 
 
 def test_the_golden_chain_is_unchanged(tmp_path: Path) -> None:

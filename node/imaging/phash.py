@@ -39,6 +39,16 @@ def phash_bits(r256: np.ndarray) -> np.ndarray:
     return 2 * c > s[31] + s[32]
 
 
+def low_frequency_energy(r256: np.ndarray) -> int:
+    """How much the pHash has to say: the sum of |AC| over its 8x8 lowest frequencies (exact int).
+
+    A flat image (even a watermarked one: the mark lives at higher frequencies) has none, and
+    its 64 bits are then set by rounding alone: every flat image would "match" every other.
+    """
+    c = dct_low_32(reduce32(r256)).ravel().astype(np.int64)
+    return int(np.abs(c[1:]).sum())
+
+
 def phash_from_rendition(r256: np.ndarray) -> int:
     """pHash of a 256x256 verification rendition: what validators recompute."""
     bits = phash_bits(r256)

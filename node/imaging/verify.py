@@ -24,7 +24,7 @@ from numba import njit
 from .chaos import layout, scramble_bits
 from .dct import block_dct, block_dct_ref
 from .ecc import CODED_BITS, INFO_BITS, unpack, viterbi, viterbi_ref
-from .phash import phash_from_rendition
+from .phash import low_frequency_energy, phash_from_rendition
 from .rendition import RENDITION_SIZE
 
 RENDITION_BYTES = RENDITION_SIZE * RENDITION_SIZE
@@ -119,10 +119,12 @@ def extract_from_rendition_ref(r256: np.ndarray, key: bytes) -> bytes | None:
 
 @dataclass(frozen=True)
 class RenditionFacts:
-    """What a rendition proves: its pHash, and the payload its watermark carries (or None)."""
+    """What a rendition proves: its pHash, the payload its watermark carries (or None), and how
+    much structure the pHash sees (`phash.low_frequency_energy`: 0 for a flat image)."""
 
     phash: int
     payload: bytes | None
+    energy: int
 
 
 def rendition_facts(rendition: bytes, key: bytes) -> RenditionFacts:
@@ -133,4 +135,4 @@ def rendition_facts(rendition: bytes, key: bytes) -> RenditionFacts:
     if len(rendition) != RENDITION_BYTES:
         raise ValueError(f"a rendition is exactly {RENDITION_BYTES} bytes")
     r = np.frombuffer(rendition, dtype=np.uint8).reshape(RENDITION_SIZE, RENDITION_SIZE)
-    return RenditionFacts(phash_from_rendition(r), extract_from_rendition(r, key))
+    return RenditionFacts(phash_from_rendition(r), extract_from_rendition(r, key), low_frequency_energy(r))

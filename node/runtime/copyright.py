@@ -60,8 +60,8 @@ page) so an insert rewrites at most one 4 KiB page however skewed the hash distr
 Every version's pHash is indexed (under the registration's id), so a chain of small edits cannot
 walk away from a registration one version at a time.
 
-Params (genesis `copyright` section: phash_radius, tag_fee in IMG)
-  copyright:params                   -> [phash_radius, tag_fee(u128)]
+Params (genesis `copyright` section: phash_radius, tag_fee in IMG, min_phash_energy)
+  copyright:params                   -> [phash_radius, tag_fee(u128), min_phash_energy]
 Storage
   copyright:next_id                  -> u64, the next registration id (ids start at 1)
   copyright:registration:<id u64>    -> Registration (see `Registration.to_wire`)
@@ -207,14 +207,18 @@ def format_code_for_extension(extension: str) -> int | None:
 class CopyrightParams:
     phash_radius: int = 8
     tag_fee: int = 10**16  # 0.01 IMG, burned
+    # The least low-frequency structure an image needs to be registered (`verify.RenditionFacts
+    # .energy`). Measured: flat images (watermarked or not, JPEG'd) 0, flat + noise 3.8e8, a faint
+    # sky (+-6 grey levels) 1.4e9, photos 1e10 and up.
+    min_phash_energy: int = 1 << 30
 
     def to_wire(self) -> list[Any]:
-        return [self.phash_radius, u128_to_bytes(self.tag_fee)]
+        return [self.phash_radius, u128_to_bytes(self.tag_fee), self.min_phash_energy]
 
     @classmethod
     def from_wire(cls, obj: Any) -> CopyrightParams:
-        radius, fee = expect_list(obj, 2, "copyright params")
-        return cls(expect_int(radius, MAX_SEARCH_RADIUS, "phash radius"), u128_from_bytes(fee))
+        radius, fee, energy = expect_list(obj, 3, "copyright params")
+        return cls(expect_int(radius, MAX_SEARCH_RADIUS, "phash radius"), u128_from_bytes(fee), expect_int(energy))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +510,13 @@ class Claim:
     description: str
 
 
-def check_claim(genesis_hash: bytes, signer: bytes, claim: Claim, host: Host = PURE_HOST) -> None:
+def check_claim(
+    genesis_hash: bytes,
+    signer: bytes,
+    claim: Claim,
+    host: Host = PURE_HOST,
+    min_phash_energy: int = CopyrightParams.min_phash_energy,
+) -> None:
     """Raise InvalidCall unless the claim proves itself (module doc). Cheap checks first."""
     if claim.format_code not in FORMATS:
         raise InvalidCall(f"unknown image format code {claim.format_code}")
@@ -532,6 +542,11 @@ def check_claim(genesis_hash: bytes, signer: bytes, claim: Claim, host: Host = P
     if len(claim.rendition) != RENDITION_BYTES:
         raise InvalidCall(f"a rendition is exactly {RENDITION_BYTES} bytes")
     facts = host.rendition_facts(claim.rendition, watermark_key_for(genesis_hash))
+    if facts.energy < min_phash_energy:
+        raise InvalidCall(
+            f"the image is flat at the pHash's scale (structure {facts.energy:,} < {min_phash_energy:,}): "
+            "a flat image matches every other flat image, so it cannot be told apart"
+        )
     if facts.phash != claim.phash:
         raise InvalidCall(f"pHash claim {claim.phash:016x} does not match the rendition's {facts.phash:016x}")
     if facts.payload != claim.wm_payload:
@@ -550,7 +565,7 @@ def validate_call(
         check_claim(
             genesis_hash, signer,
             Claim(sha, width, height, fmt, raw, phash, payload, tuple(blobs), rendition, title, creator, description),
-            host,
+            host, read_params(get).min_phash_energy,
         )  # fmt: skip
 
 
@@ -654,6 +669,7 @@ def build_genesis(genesis: GenesisState) -> None:
     params = CopyrightParams(
         phash_radius=int(section.get("phash_radius", default.phash_radius)),
         tag_fee=parse_img(section["tag_fee"]) if "tag_fee" in section else default.tag_fee,
+        min_phash_energy=int(section.get("min_phash_energy", default.min_phash_energy)),
     )
     if not 0 <= params.phash_radius <= MAX_SEARCH_RADIUS:
         raise ValueError(f"phash_radius must be in 0..{MAX_SEARCH_RADIUS}")
@@ -699,7 +715,7 @@ def register(
     ensure(genesis_hash is not None, InvalidClaim)
     assert genesis_hash is not None
     try:  # already checked by the validity hook; repeated (memoised by the host) for nested calls
-        check_claim(genesis_hash, who, claim, ctx.host)
+        check_claim(genesis_hash, who, claim, ctx.host, read_params(ctx.state.get).min_phash_energy)
     except InvalidCall:
         raise InvalidClaim() from None
     get = ctx.state.get

@@ -98,7 +98,14 @@ def file_hash(tag: str) -> bytes:
 @functools.lru_cache(maxsize=512)
 def _marked(key_seed: tuple, genesis: bytes, sha: bytes, uploader: bytes) -> tuple[bytes, int, bytes]:
     kind, *rest = key_seed
-    rgb = scene(*rest) if kind == "scene" else flat_image(*rest)
+    if kind == "scene":
+        rgb = scene(*rest)
+    elif kind == "blurred":
+        from PIL import ImageFilter
+
+        rgb = np.asarray(Image.fromarray(scene(*rest)).filter(ImageFilter.GaussianBlur(8)))
+    else:
+        rgb = flat_image(*rest)
     key = copyright.watermark_key_for(genesis)
     payload = copyright.watermark_payload_for(genesis, sha, uploader)
     rendition = verification_rendition(embed(rgb, key, payload))
@@ -115,12 +122,13 @@ def make_upload(
     format_code: int = 1,
     is_raw: bool = False,
     flat: bool = False,
+    blurred: bool = False,
     genesis: bytes = GENESIS,
     claimed: tuple[int, int] | None = None,
 ) -> Upload:
     """A watermarked upload of scene `seed` at `width` x `height` (the file's hash from `tag`)."""
-    sha = file_hash(tag or f"scene {seed} {width}x{height} raw={is_raw} flat={flat}")
-    key_seed = ("flat", width, height) if flat else ("scene", seed, width, height)
+    sha = file_hash(tag or f"scene {seed} {width}x{height} raw={is_raw} flat={flat}" + (" blurred" if blurred else ""))
+    key_seed = ("flat", width, height) if flat else ("blurred" if blurred else "scene", seed, width, height)
     rendition, phash, payload = _marked(key_seed, genesis, sha, uploader)
     w, h = claimed or (width, height)
     return Upload(sha, w, h, format_code, is_raw, phash, payload, rendition)

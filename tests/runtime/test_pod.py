@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from node.chain_spec import genesis_storage
 from node.codec import encode
 from node.runtime import balances, emission, pod, system
+from node.runtime.executive import InvalidReason, InvalidTransaction
 from node.types import Call
 from tests.chainutil import signed
 from tests.runtime.copyright_util import DAY_MS, GENESIS, IMG, Chain, make_upload, scene, u128
@@ -65,11 +67,16 @@ def test_versions_takeovers_and_rejects_earn_nothing(chain, bob, charlie):
     assert chain.generated() == generated
 
 
-def test_flat_and_blurred_images_fail_the_detail_screen(chain, bob):
-    flat = chain.run(bob, make_upload(bob.account_id, 0, flat=True).call())
-    assert flat.ok  # registered all the same
-    assert not_rewarded_reason(flat) == "TooLittleDetail"
+def test_blurred_images_fail_the_detail_screen_and_flat_ones_are_refused(chain, bob):
+    blurred = chain.run(bob, make_upload(bob.account_id, 0, blurred=True).call())
+    assert blurred.ok  # registered all the same
+    assert not_rewarded_reason(blurred) == "TooLittleDetail"
     assert chain.generated() == 0
+    # A flat image is not even registered (issue 11): at the pHash's scale it has no structure,
+    # so it would "match" every other flat image.
+    with pytest.raises(InvalidTransaction) as info:
+        chain.run(bob, make_upload(bob.account_id, 0, flat=True).call())
+    assert info.value.reason is InvalidReason.BAD_CALL and "flat at the pHash's scale" in info.value.detail
 
 
 def test_detail_measure():
