@@ -15,8 +15,8 @@ The numbers, measured on this project's 2-core machine (a `--dev` node idles at 
   answer in the server) are bounded together at 32 MiB (~2x that in memory while hypercorn
   sends them); the batch flood then costs the node ~75 MB.
 * Calls at once: methods are synchronous work on the node's one loop; 20 clients building
-  4 MB answers at once held the loop ~350 ms at a time. Two at once keep authoring within
-  ~70 ms of its slot under all the floods together.
+  4 MB answers at once held the loop ~350 ms at a time (two at once: up to ~110 ms). One at a
+  time keeps authoring within ~50 ms of its slot under all the floods together.
 * Subscriptions: one costs ~3.4 kB idle and ~7.5-9 kB while its notifications wait for a client
   that does not read, and every new head is rendered and queued for each (~20 us). 100
   connections x 1,024 (Substrate's per-connection default, and no total cap) took ~1.1 GB and
@@ -30,7 +30,7 @@ The numbers, measured on this project's 2-core machine (a `--dev` node idles at 
   cost ~570 MB; 4096 x 3072 (12.6 MP, a 4:3 copy 4096 pixels long) costs ~135 MB, and one job
   at a time keeps a core for authoring.
 
-With every flood at once the node peaked at ~505 MB RSS and sealed every block within 72 ms of
+With every flood at once the node peaked at ~495 MB RSS and sealed every block within 46 ms of
 its slot (the goal: 600 MB, 100 ms).
 """
 
@@ -85,8 +85,9 @@ class RpcLimits:
     # (`--rpc-rate-limit`, Substrate's semantics: wait, then -32999).
     rate_limit_per_minute: int | None = None
     # Calls running at once over all connections; the others wait their turn (no flag: more
-    # gains nothing on the node's one loop, and delays authoring; see `Dispatcher`).
-    calls_at_once: int = 2
+    # gains nothing on the node's one loop, and delays authoring; see `Dispatcher`). Image jobs
+    # wait for their worker thread outside it.
+    calls_at_once: int = 1
     # Image jobs (`copyright_verifyImage`) at once; one more is answered "busy" (-32009), not
     # queued (`--rpc-max-image-jobs`).
     max_image_jobs: int = 1
