@@ -23,6 +23,7 @@ from node import __version__
 if TYPE_CHECKING:
     from node.core.node import Node, NodeConfig
     from node.keys import Keypair
+    from node.rpc.limits import RpcLimits
 
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
@@ -41,6 +42,65 @@ def configure_logging(spec: str) -> None:
     logging.basicConfig(level=root_level, format=LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
     for target, level in targets.items():
         logging.getLogger(target).setLevel(level)
+
+
+def parse_cors_option(value: str | None) -> tuple[str, ...] | None:
+    """`--rpc-cors` checked at the command line (None: every origin); see `node.rpc.origins`."""
+    from node.rpc.origins import parse_cors
+
+    if value is None:
+        return None
+    try:
+        return parse_cors(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rpc-cors") from exc
+
+
+def rpc_limits_from_options(
+    *,
+    dev: bool,
+    max_connections: int,
+    max_connections_per_ip: int,
+    max_request_mib: int,
+    max_response_mib: int,
+    max_batch_len: int,
+    max_subscriptions_per_connection: int,
+    max_subscriptions: int,
+    message_buffer_capacity: int,
+    rate_limit: int | None,
+    max_image_jobs: int,
+    max_image_pixels: int,
+    cors: str | None,
+) -> RpcLimits:
+    """The RPC server's limits from the `--rpc-*` flags (sizes in MiB, as Substrate's).
+
+    `--rpc-cors` defaults to the localhost origins, and to every origin with `--dev`. Answers
+    held for clients that have not read them may take two answers' worth, at least 32 MiB.
+    """
+    from node.rpc.limits import DEFAULT_CORS, MIB, RpcLimits
+
+    if cors is None:
+        origins = None if dev else DEFAULT_CORS
+    else:
+        origins = parse_cors_option(cors)
+    try:
+        return RpcLimits(
+            max_request_bytes=max_request_mib * MIB,
+            max_response_bytes=max_response_mib * MIB,
+            max_buffered_response_bytes=max(32 * MIB, 2 * max_response_mib * MIB),
+            max_batch_len=max_batch_len,
+            max_connections=max_connections,
+            max_connections_per_ip=max_connections_per_ip,
+            max_subscriptions_per_connection=max_subscriptions_per_connection,
+            max_subscriptions=max_subscriptions,
+            message_buffer_capacity=message_buffer_capacity,
+            rate_limit_per_minute=rate_limit,
+            max_image_jobs=max_image_jobs,
+            max_image_pixels=max_image_pixels,
+            cors=origins,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 def parse_pruning(value: str) -> int | None:
@@ -87,6 +147,32 @@ def cli() -> None:
 @click.option("--prometheus-port", type=int, default=None, help="Prometheus metrics port (default 9615, off for --dev).")
 @click.option("--rpc-methods", type=click.Choice(["auto", "safe", "unsafe"]), default="auto", show_default=True,
               help="Unsafe (operator) RPC methods: 'auto' serves them only when RPC listens on loopback.")
+@click.option("--rpc-cors", default=None,
+              help="Origins whose pages may call RPC: comma-separated, 'all' or '*' for any "
+                   "(default: http(s)://localhost:* and http(s)://127.0.0.1:*; all with --dev).")
+@click.option("--rpc-max-connections", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Open RPC connections (WebSocket sessions, HTTP requests in progress).")
+@click.option("--rpc-max-connections-per-ip", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Open RPC connections from one IP address.")
+@click.option("--rpc-max-request-size", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Largest HTTP body or WebSocket message, in MiB.")
+@click.option("--rpc-max-response-size", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Largest answer to one request or batch, in MiB.")
+@click.option("--rpc-max-batch-request-len", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Requests in one batch.")
+@click.option("--rpc-max-subscriptions-per-connection", type=click.IntRange(min=1), default=256,
+              show_default=True, help="Live subscriptions on one WebSocket connection.")
+@click.option("--rpc-max-subscriptions-total", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Live subscriptions on the node, over all connections.")
+@click.option("--rpc-message-buffer-capacity-per-connection", type=click.IntRange(min=1), default=64,
+              show_default=True, help="Messages queued for a WebSocket client before it is throttled "
+                                      "(answers) or disconnected (notifications).")
+@click.option("--rpc-rate-limit", type=click.IntRange(min=1), default=None,
+              help="Calls a minute per connection (per IP address over HTTP); off by default.")
+@click.option("--rpc-max-image-jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="copyright_verifyImage jobs at once; more are answered 'busy' (-32009).")
+@click.option("--rpc-max-image-pixels", type=click.IntRange(min=1), default=4096 * 3072, show_default=True,
+              help="Largest image copyright_verifyImage decodes, in pixels (checked from its header).")
 @click.option("--test-equivocate", is_flag=True, hidden=True, help="TEST ONLY: sign two blocks per slot.")
 def node_command(
     dev: bool,
@@ -110,6 +196,18 @@ def node_command(
     no_network: bool,
     prometheus_port: int | None,
     rpc_methods: str,
+    rpc_cors: str | None,
+    rpc_max_connections: int,
+    rpc_max_connections_per_ip: int,
+    rpc_max_request_size: int,
+    rpc_max_response_size: int,
+    rpc_max_batch_request_len: int,
+    rpc_max_subscriptions_per_connection: int,
+    rpc_max_subscriptions_total: int,
+    rpc_message_buffer_capacity_per_connection: int,
+    rpc_rate_limit: int | None,
+    rpc_max_image_jobs: int,
+    rpc_max_image_pixels: int,
     test_equivocate: bool,
 ) -> None:
     """Run a node."""
@@ -130,6 +228,21 @@ def node_command(
         )
     if authority_key is not None and not (validator or dev):
         raise click.UsageError("--key is the validator's key: use it with --validator")
+    rpc_limits = rpc_limits_from_options(
+        dev=dev,
+        max_connections=rpc_max_connections,
+        max_connections_per_ip=rpc_max_connections_per_ip,
+        max_request_mib=rpc_max_request_size,
+        max_response_mib=rpc_max_response_size,
+        max_batch_len=rpc_max_batch_request_len,
+        max_subscriptions_per_connection=rpc_max_subscriptions_per_connection,
+        max_subscriptions=rpc_max_subscriptions_total,
+        message_buffer_capacity=rpc_message_buffer_capacity_per_connection,
+        rate_limit=rpc_rate_limit,
+        max_image_jobs=rpc_max_image_jobs,
+        max_image_pixels=rpc_max_image_pixels,
+        cors=rpc_cors,
+    )
     try:
         spec = load_chain_spec(chain_spec if chain_spec else "dev")
     except (ChainSpecError, OSError) as exc:
@@ -173,6 +286,7 @@ def node_command(
         prometheus_port=prometheus_port,
         test_equivocate=test_equivocate,
         rpc_unsafe=rpc_methods == "unsafe" or (rpc_methods == "auto" and rpc_host in ("127.0.0.1", "localhost", "::1")),
+        rpc_limits=rpc_limits,
     )
     node = _open(config)
     try:

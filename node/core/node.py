@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # networking is imported only by nodes that network (py-libp2
     from node.core.network_service import NodeNetwork
     from node.metrics import NodeMetrics
     from node.p2p.network import NetworkConfig
+    from node.rpc.limits import RpcLimits
 
 log = logging.getLogger("imagechain")
 
@@ -60,6 +61,7 @@ class NodeConfig:
     prometheus_port: int | None = None
     test_equivocate: bool = False  # TEST ONLY: author two different blocks per slot
     rpc_unsafe: bool = False  # serve operator methods (peer blocking); only on loopback by default
+    rpc_limits: RpcLimits | None = None  # the RPC server's limits and --rpc-cors; None: the defaults
 
 
 class Node:

@@ -5,21 +5,30 @@ its size, pHash and the watermark payload it carries under the chain's key, if a
 CPU work with no chain access, so the RPC server runs it in a worker thread and then looks the
 payload and pHash up in state (`copyright_verifyImage`).
 
-The input is untrusted: the byte size is bounded by the caller, the pixel count is checked from
-the header *before* anything is decoded (a 1 KB PNG can claim 10^10 pixels), and any failure of
-the decoder becomes `ImageDecodeError` with a message, never another exception type.
+The input is untrusted: the byte size is bounded by the caller, only the formats the chain
+registers are opened (no EPS, which would run Ghostscript, nor any other decoder Pillow happens
+to have), the pixel count is checked from the header *before* anything is decoded (a 50 kB flat
+PNG can claim 40 megapixels, a 1 kB one 10^10), and any failure of the decoder becomes
+`ImageDecodeError` with a message, never another exception type.
+
+Memory is what a hostile upload buys, so decoding keeps it near the floor: Pillow's decoded
+image (up to 4 bytes a pixel) and the uint8 RGB result (3 bytes a pixel), converted a band of
+rows at a time. Converting the whole image at once (a transposed copy, `convert`, `tobytes`)
+cost ~17 bytes a pixel: 677 MB for a 50 kB flat 39.5 MP PNG.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from node.imaging.io import pil_to_rgb
 
 __all__ = [
+    "ACCEPTED_FORMATS",
     "MAX_PIXELS",
     "ImageDecodeError",
     "ImageFacts",
@@ -28,9 +37,17 @@ __all__ = [
     "decode_image_bytes",
 ]
 
-# 40 megapixels: every current camera but medium format. The resynchronisation search of an
-# unmarked 24 MP copy takes ~0.7 s and ~100 MB, so this bounds one verification's cost.
+# 40 megapixels: every current camera but medium format; the ceiling of this decoder. The RPC
+# server passes its own, lower cap (`RpcLimits.max_image_pixels`).
 MAX_PIXELS = 40_000_000
+
+# Pillow's names of the formats the chain registers (`pipeline._PIL_FORMATS`; HEIF and AVIF only
+# when their plugins are installed). Nothing else is handed to a decoder.
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "WEBP", "GIF", "BMP", "JPEG2000", "AVIF", "HEIF")
+
+# Rows are converted in bands of about this many bytes of RGB (see `_to_rgb`).
+_BAND_BYTES = 4 * 1024 * 1024
+_INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
 class ImageDecodeError(ValueError):
@@ -59,25 +76,60 @@ def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageDecodeError("empty image")
     from PIL import Image, ImageOps
 
+    Image.init()
+    formats = [name for name in ACCEPTED_FORMATS if name in Image.OPEN]
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=formats) as im:
             width, height = im.size
             if width <= 0 or height <= 0:
                 raise ImageDecodeError(f"zero-size image ({width}x{height})")
             if width * height > max_pixels:
                 raise ImageDecodeError(
                     f"image is {width}x{height}; at most {max_pixels:,} pixels are accepted"
+                    " (send a smaller copy: the watermark and the pHash survive downscaling)"
                 )
             im.load()
-            return pil_to_rgb(ImageOps.exif_transpose(im))
+            ImageOps.exif_transpose(im, in_place=True)  # a copy only when there is a rotation
+            return _to_rgb(im)
     except ImageDecodeError:
         raise
+    except Image.UnidentifiedImageError:
+        raise ImageDecodeError(
+            f"cannot decode the image: not in an accepted format ({', '.join(f.lower() for f in formats)})"
+        ) from None
     except Image.DecompressionBombError as exc:  # Pillow's own limit, checked while opening
         raise ImageDecodeError(
             f"image too large: at most {max_pixels:,} pixels are accepted ({exc})"
         ) from None
     except Exception as exc:  # noqa: BLE001 - a decoder fed hostile bytes fails in many ways; all mean "not an image"
         raise ImageDecodeError(f"cannot decode the image: {type(exc).__name__}: {exc}") from None
+
+
+def _to_rgb(im: Any, band_bytes: int = _BAND_BYTES) -> np.ndarray:
+    """`pil_to_rgb(im)`, pixel for pixel, converted a band of rows at a time.
+
+    `pil_to_rgb` works pixel by pixel (palette, CMYK, transparency over white) but for one
+    whole-image decision: 16-bit grey is shifted down when any value passes 255. That decision
+    is taken first, over every band, and applied to each.
+    """
+    width, height = im.size
+    rows = max(1, band_bytes // (3 * width))
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    bands = [(top, min(height, top + rows)) for top in range(0, height, rows)]
+    if im.mode in _INTEGER_MODES:
+        shift = any(
+            int(np.asarray(im.crop((0, top, width, bottom)), dtype=np.uint32).max()) > 255
+            for top, bottom in bands
+        )
+        for top, bottom in bands:
+            values = np.asarray(im.crop((0, top, width, bottom)), dtype=np.uint32)
+            if shift:
+                values = (values >> 8).clip(0, 255)
+            out[top:bottom] = values.astype(np.uint8)[:, :, None]
+        return out
+    for top, bottom in bands:
+        out[top:bottom] = pil_to_rgb(im.crop((0, top, width, bottom)))
+    return out
 
 
 def analyse_image(rgb: np.ndarray, key: bytes, sync: bool = True) -> ImageFacts:

@@ -1,8 +1,8 @@
 """JSON-RPC error codes: the standard ones, the server's limits, and the application's.
 
-The standard codes are JSON-RPC 2.0's. The server-limit codes (-32006 .. -32012) are the ones
-jsonrpsee, Substrate's RPC server, uses, so that tools written against a Substrate node read ours
-the same way. Application codes follow Substrate's per-API blocks: `author_*` errors from 1000,
+The standard codes are JSON-RPC 2.0's. The server-limit codes (-32006 .. -32011) are the ones
+jsonrpsee, Substrate's RPC server, uses, and -32999 is Substrate's rate limit, so that tools
+written against a Substrate node read ours the same way; -32012 and -32013 are our own. Application codes follow Substrate's per-API blocks: `author_*` errors from 1000,
 `system_*` from 2000, `chain_*` from 3000, `state_*` from 4000.
 
 Where Substrate answers "not found" with a `null` result (an unknown block hash, a storage key with
@@ -31,10 +31,17 @@ INTERNAL_ERROR = -32603
 
 TOO_MANY_SUBSCRIPTIONS = -32006
 OVERSIZED_REQUEST = -32007
+OVERSIZED_RESPONSE = -32008
+SERVER_IS_BUSY = -32009
 TOO_BIG_BATCH = -32010
+TOO_BIG_BATCH_RESPONSE = -32011
 # Not in jsonrpsee (which answers a subscription over HTTP with a bare internal error); a code of
 # its own tells the caller exactly what to change.
 SUBSCRIPTION_NEEDS_WEBSOCKET = -32012
+# Substrate's rate-limit middleware (`--rpc-rate-limit`).
+RATE_LIMITED = -32999
+# Not in jsonrpsee: a browser page from an origin `--rpc-cors` does not allow (HTTP 403).
+ORIGIN_NOT_ALLOWED = -32013
 
 # ---------------------------------------------------------------------------------------------
 # Application (Substrate's blocks)
@@ -58,8 +65,13 @@ STANDARD_MESSAGES: dict[int, str] = {
     INTERNAL_ERROR: "Internal error",
     TOO_MANY_SUBSCRIPTIONS: "Too many subscriptions on the connection",
     OVERSIZED_REQUEST: "Request is too big",
+    OVERSIZED_RESPONSE: "Response is too big",
+    SERVER_IS_BUSY: "Server is busy, try again later",
     TOO_BIG_BATCH: "The batch request was too large",
+    TOO_BIG_BATCH_RESPONSE: "The batch response was too large",
     SUBSCRIPTION_NEEDS_WEBSOCKET: "Subscriptions need a WebSocket connection",
+    RATE_LIMITED: "RPC rate limit exceeded",
+    ORIGIN_NOT_ALLOWED: "Origin not allowed",
 }
 
 

@@ -8,10 +8,17 @@ hand each message to the same `Dispatcher`; what differs is around it:
   413 as soon as it passes the limit, before it is all in memory. Only `application/json` is
   accepted (as Substrate's server does), which also keeps browsers from posting to a local node
   from another site without a CORS preflight.
-* WebSocket: each connection is a `WebSocketSession` with its own nursery: the reader loop, and
-  one task per subscription forwarding items from a node channel. When the socket closes, the
-  nursery is cancelled and every subscription releases its node channel on the way out, so a
-  client that vanishes leaves nothing behind.
+* WebSocket: each connection is a `WebSocketSession` with its own nursery: the reader loop, one
+  writer that owns the socket's sends, and one task per subscription forwarding items from a
+  node channel into the writer's bounded queue. When the socket closes, the nursery is
+  cancelled and every subscription releases its node channel on the way out, so a client that
+  vanishes leaves nothing behind.
+
+Around both, the server's limits (`RpcLimits`, `node.rpc.limits`): the `Origin` of browser
+requests (`--rpc-cors`, `node.rpc.origins`), connections in total and per IP address and the
+call rate (`node.rpc.admission`), the bytes of answers (`node.rpc.budget`), subscriptions per
+connection and in total, and image jobs (`node.rpc.image_jobs`). Every refusal is a JSON-RPC
+error and a log line naming the client (`LimitLog`).
 
 The methods see the node as `RpcNode`: chain reads, the pool, the notifier, transaction
 submission, and the network status and operator controls.
@@ -19,6 +26,7 @@ submission, and the network status and operator controls.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -31,15 +39,30 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from node.rpc.errors import INVALID_REQUEST, OVERSIZED_REQUEST, TOO_MANY_SUBSCRIPTIONS, RpcError
+from node.rpc.admission import ConnectionGate, LimitLog, RateLimit, RateLimits
+from node.rpc.budget import ResponseBudget, ResponseMemory
+from node.rpc.errors import (
+    INVALID_REQUEST,
+    ORIGIN_NOT_ALLOWED,
+    OVERSIZED_REQUEST,
+    SERVER_IS_BUSY,
+    TOO_MANY_SUBSCRIPTIONS,
+    RpcError,
+)
+from node.rpc.image_jobs import ImageJobs
 from node.rpc.jsonrpc import JSON, CallContext, Dispatcher, error_response
+from node.rpc.limits import RpcLimits
 from node.rpc.methods import TABLE
 from node.rpc.methods.substrate import system_health
+from node.rpc.origins import OriginPolicy
 
 if TYPE_CHECKING:  # types only: the server does not depend on how the node is built
     from node.chain_spec import ChainSpec
@@ -49,13 +72,17 @@ if TYPE_CHECKING:  # types only: the server does not depend on how the node is b
     from node.core.notifier import Notifier
     from node.core.txpool import TxPool
 
+__all__ = ["RpcLimits", "RpcNode", "ServerState", "build_app", "serve_rpc"]
+
 log = logging.getLogger("node.rpc")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9944
 
+WS_CLOSE_POLICY_VIOLATION = 1008
 WS_CLOSE_MESSAGE_TOO_BIG = 1009
-WS_CLOSE_TRY_AGAIN_LATER = 1013
+# How long a closing WebSocket may take to send its close frame before it is simply dropped.
+WS_CLOSE_GRACE_S = 2.0
 
 
 class RpcNode(Protocol):
@@ -87,15 +114,34 @@ class RpcNode(Protocol):
     def sync_state(self) -> dict[str, int]: ...
 
 
-@dataclass(frozen=True)
-class RpcLimits:
-    """Bounds on what one client can make the server hold or do (jsonrpsee's defaults, mostly)."""
+class ServerState:
+    """What every connection of one server shares: its limits and the counts they bound."""
 
-    max_request_bytes: int = 10 * 1024 * 1024
-    max_ws_message_bytes: int = 10 * 1024 * 1024
-    max_batch_len: int = 1000
-    max_subscriptions_per_connection: int = 1024
-    max_ws_connections: int = 100
+    def __init__(self, limits: RpcLimits) -> None:
+        self.limits = limits
+        self.origins = OriginPolicy(limits.cors)
+        self.gate = ConnectionGate(limits.max_connections, limits.max_connections_per_ip)
+        self.memory = ResponseMemory(limits.max_buffered_response_bytes)
+        self.image_jobs = ImageJobs(limits.max_image_jobs, limits.max_image_pixels)
+        self.http_rates = (
+            RateLimits(limits.rate_limit_per_minute) if limits.rate_limit_per_minute is not None else None
+        )
+        self.limits_log = LimitLog(log)
+        self.subscriptions = 0  # live, over every connection
+        # The last item each render function turned into JSON text: a new head goes to every
+        # subscriber, and is rendered once for all of them.
+        self.rendered: dict[Callable[[Any], JSON], tuple[Any, str]] = {}
+
+    def budget(self) -> ResponseBudget:
+        return ResponseBudget(self.limits.max_response_bytes, self.memory)
+
+    def render(self, render: Callable[[Any], JSON], item: Any) -> str:
+        cached = self.rendered.get(render)
+        if cached is not None and cached[0] is item:
+            return cached[1]
+        text = json.dumps(render(item), separators=(",", ":"), allow_nan=False)
+        self.rendered[render] = (item, text)
+        return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +161,14 @@ class _Subscription:
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     _released: bool = False
 
+    @functools.cached_property
+    def prefix(self) -> str:
+        """A notification's text up to its result (each notification adds the result and "}}")."""
+        return (
+            '{"jsonrpc":"2.0","method":' + json.dumps(self.notification)
+            + ',"params":{"subscription":' + json.dumps(self.id) + ',"result":'
+        )
+
     def close(self) -> None:
         """Give the node channel back, exactly once, whichever way the subscription ended."""
         if not self._released:
@@ -126,40 +180,119 @@ class _Subscription:
 
 
 class WebSocketSession:
-    """One WebSocket connection: sends are serialised, subscriptions run in `nursery`."""
+    """One WebSocket connection: one writer owns the socket, subscriptions run in `nursery`.
 
-    def __init__(self, websocket: WebSocket, nursery: trio.Nursery, limits: RpcLimits) -> None:
+    Everything sent goes through a queue of `message_buffer_capacity` messages. Answers wait for
+    room in it, so a client that does not read its answers stops being read (backpressure).
+    Notifications wait too, but not for long: a subscriber that leaves the queue full for
+    `slow_subscriber_timeout_s` is disconnected with 1008 and its subscriptions are released at
+    once, rather than buffered for without bound.
+    """
+
+    def __init__(self, websocket: WebSocket, nursery: trio.Nursery, state: ServerState, client: str) -> None:
         self._websocket = websocket
         self._nursery = nursery
-        self._limits = limits
-        self._send_lock = trio.Lock()
+        self._state = state
+        self._limits = state.limits
+        self.client = client
         self._subscriptions: dict[str, _Subscription] = {}
         self._pending: list[_Subscription] = []
+        self._outbox, self._queued = trio.open_memory_channel[tuple[str, ResponseBudget | None]](
+            self._limits.message_buffer_capacity
+        )
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self.writer_done = trio.Event()
+        self.read_scope = trio.CancelScope()  # the read loop's: cancelled when the session closes
 
-    async def send(self, text: str) -> None:
-        """Send one message; if the socket is gone, end the whole session instead of raising."""
+    @property
+    def closing(self) -> bool:
+        return self._close_code is not None
+
+    async def send(self, text: str, budget: ResponseBudget | None = None) -> bool:
+        """Queue an answer, waiting for room; False if the session is closing (the budget is
+        then released here, else by the writer once the answer is sent)."""
         try:
-            async with self._send_lock:
-                await self._websocket.send_text(text)
+            await self._outbox.send((text, budget))
+            return True
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            if budget is not None:
+                budget.release()
+            return False
+        except BaseException:  # cancelled while waiting: the answer was not queued
+            if budget is not None:
+                budget.release()
+            raise
+
+    def close(self, code: int, reason: str = "") -> None:
+        """End the session with `code`: subscriptions stop and are released now, the writer
+        drops what is queued and sends the close frame; `run` drops the connection if that
+        takes longer than WS_CLOSE_GRACE_S."""
+        if self._close_code is not None:
+            return
+        self._close_code, self._close_reason = code, reason
+        self.close_all()
+        self._outbox.close()
+        self.read_scope.cancel()
+
+    async def run_writer(self) -> None:
+        """Send what is queued, in order; then the close frame if one was asked for. Ends the
+        session when it ends (the socket is gone, or closed).
+
+        A send to a client that does not read waits until it reads or goes away: hypercorn
+        shields its socket writes from cancellation. What such a client holds is this one
+        message and the queue; its subscriptions are released as soon as the queue is full.
+        """
+        try:
+            async for text, budget in self._queued:
+                try:
+                    if self._close_code is None:
+                        await self._websocket.send_text(text)
+                finally:
+                    if budget is not None:
+                        budget.release()
+            if self._close_code is not None:
+                await self._websocket.close(self._close_code, self._close_reason)
         except Exception:  # WebSocketDisconnect, RuntimeError after close, OSError: all mean "gone"
+            pass
+        finally:
+            self._drop_queued()
+            self.writer_done.set()
             self._nursery.cancel_scope.cancel()
 
-    async def close(self, code: int) -> None:
-        """Close the socket with `code` (best effort: the peer may already be gone)."""
-        try:
-            async with self._send_lock:
-                await self._websocket.close(code)
-        except Exception:  # already closed from the other side: nothing left to tell it
-            pass
-        self._nursery.cancel_scope.cancel()
+    def _drop_queued(self) -> None:
+        """Give back the bytes of answers that will not be sent now."""
+        while True:
+            try:
+                _, budget = self._queued.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            if budget is not None:
+                budget.release()
 
     # -- the Session protocol that methods use ------------------------------------------------
 
     def ensure_capacity(self) -> None:
-        if len(self._subscriptions) >= self._limits.max_subscriptions_per_connection:
-            raise RpcError(
-                TOO_MANY_SUBSCRIPTIONS, data=f"the limit is {self._limits.max_subscriptions_per_connection}"
+        limits = self._limits
+        if len(self._subscriptions) >= limits.max_subscriptions_per_connection:
+            self._state.limits_log.refused(
+                "subscription", self.client, f"{len(self._subscriptions)} open on the connection"
             )
+            raise RpcError(
+                TOO_MANY_SUBSCRIPTIONS,
+                data=f"the limit is {limits.max_subscriptions_per_connection} per connection",
+            )
+        if self._state.subscriptions >= limits.max_subscriptions:
+            self._state.limits_log.refused(
+                "subscription", self.client, f"{self._state.subscriptions} open on the node"
+            )
+            raise RpcError(
+                TOO_MANY_SUBSCRIPTIONS,
+                "Too many subscriptions on the node",
+                f"the node serves at most {limits.max_subscriptions} subscriptions",
+            )
+        if self.closing:
+            raise RpcError(SERVER_IS_BUSY, data="the connection is closing")
 
     def subscribe(
         self,
@@ -179,12 +312,19 @@ class WebSocketSession:
         subscription_id = secrets.token_hex(8)
         while subscription_id in self._subscriptions:
             subscription_id = secrets.token_hex(8)
+        state = self._state
+
+        def release_slot() -> None:
+            state.subscriptions -= 1
+            release()
+
         subscription = _Subscription(
-            subscription_id, notification, source, render, release, initial, is_final
+            subscription_id, notification, source, render, release_slot, initial, is_final
         )
+        state.subscriptions += 1
         self._subscriptions[subscription_id] = subscription
-        # Started only after the response carrying the id has been sent (`start_pending`), so a
-        # client never sees a notification for a subscription it has not been told about.
+        # Started only after the response carrying the id has been queued (`start_pending`), so
+        # a client never sees a notification for a subscription it has not been told about.
         self._pending.append(subscription)
         return subscription_id
 
@@ -228,20 +368,39 @@ class WebSocketSession:
             subscription.close()
 
     async def _notify(self, subscription: _Subscription, item: Any) -> None:
+        """Queue one notification, waiting for room; a client that leaves the queue full for
+        `slow_subscriber_timeout_s` is disconnected (1008), its subscriptions released.
+
+        Waiting (rather than failing at once) lets the bursts the server makes itself, such as
+        the first head of 256 subscriptions opened in one batch, drain at the socket's pace;
+        meanwhile the node's own channel keeps what is still to come.
+        """
+        if self.closing:
+            return
         try:
-            result = subscription.render(item)
-            message = _dumps_notification(subscription.notification, subscription.id, result)
+            result = self._state.render(subscription.render, item)
         except Exception:
             log.exception("could not render a %s notification", subscription.notification)
             return
-        await self.send(message)
-
-
-def _dumps_notification(method: str, subscription_id: str, result: JSON) -> str:
-    params = {"subscription": subscription_id, "result": result}
-    return json.dumps(
-        {"jsonrpc": "2.0", "method": method, "params": params}, separators=(",", ":"), allow_nan=False
-    )
+        message = subscription.prefix + result + "}}"
+        try:
+            self._outbox.send_nowait((message, None))  # the usual case: room in the queue
+            return
+        except trio.WouldBlock:
+            pass
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return
+        timeout_s = self._limits.slow_subscriber_timeout_s
+        try:
+            with trio.move_on_after(timeout_s) as waited:
+                await self._outbox.send((message, None))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return
+        if waited.cancelled_caught:
+            capacity = self._limits.message_buffer_capacity
+            detail = f"{capacity} messages unread for {timeout_s:g} s; disconnected (1008)"
+            self._state.limits_log.refused("slow subscriber", self.client, detail)
+            self.close(WS_CLOSE_POLICY_VIOLATION, f"too slow: {capacity} messages unread for {timeout_s:g} s")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,60 +408,136 @@ def _dumps_notification(method: str, subscription_id: str, result: JSON) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _json_error(status: int, error: RpcError) -> Response:
-    return Response(error_response(error), status_code=status, media_type="application/json")
+def _json_error(status: int, error: RpcError, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_response(error), status_code=status, media_type="application/json", headers=headers)
 
 
 def _is_json_content_type(value: str) -> bool:
     return value.split(";", 1)[0].strip().lower() == "application/json"
 
 
-def build_app(node: RpcNode, limits: RpcLimits | None = None) -> Starlette:
-    """The Starlette app serving `node` (separate from `serve_rpc` so tests can mount it anywhere)."""
-    limits = limits or RpcLimits()
-    dispatcher = Dispatcher(TABLE, max_batch_len=limits.max_batch_len)
+def _client(connection: HTTPConnection) -> tuple[str, str]:
+    """(IP address, "ip:port") of the peer, as the ASGI server saw it."""
+    if connection.client is None:
+        return "unknown", "unknown"
+    host, port = connection.client.host, connection.client.port
+    return host, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
+class _Answer(Response):
+    """A response that calls `finished` once it has been sent, or has failed to be: the HTTP
+    request holds its connection slot and its answer's bytes until then."""
+
+    def __init__(
+        self, finished: Callable[[], None], body: str | None = None, status_code: int = 200
+    ) -> None:
+        self._finished = finished
+        super().__init__(body, status_code=status_code, media_type="application/json")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._finished()
+
+
+def build_app(node: RpcNode, limits: RpcLimits | None = None, state: ServerState | None = None) -> Starlette:
+    """The Starlette app serving `node` (separate from `serve_rpc` so tests can mount it anywhere).
+
+    `state` (made from `limits` if not given) holds the live counts; tests read them.
+    """
+    if state is None:
+        state = ServerState(limits or RpcLimits())
+    limits = state.limits
+    dispatcher = Dispatcher(
+        TABLE,
+        max_batch_len=limits.max_batch_len,
+        max_response_bytes=limits.max_response_bytes,
+        limits_log=state.limits_log,
+        call_slots=trio.CapacityLimiter(limits.calls_at_once),
+    )
+
+    def origin_refused(connection: HTTPConnection, client: str) -> RpcError | None:
+        origin = connection.headers.get("origin")
+        if state.origins.allows(origin):
+            return None
+        state.limits_log.refused("origin", client, f"{origin!r} is not allowed by --rpc-cors")
+        return RpcError(ORIGIN_NOT_ALLOWED, data=f"{origin} is not allowed (--rpc-cors)")
+
+    def connection_refused(ip: str, client: str) -> RpcError | None:
+        reason = state.gate.refusal(ip)
+        if reason is None:
+            return None
+        state.limits_log.refused("connection", client, reason)
+        return RpcError(SERVER_IS_BUSY, data=reason)
 
     async def http_rpc(request: Request) -> Response:
+        ip, client = _client(request)
+        refused = origin_refused(request, client)
+        if refused is not None:
+            return _json_error(403, refused)
         if not _is_json_content_type(request.headers.get("content-type", "")):
             return _json_error(415, RpcError(INVALID_REQUEST, "Supplied content type is not allowed"))
-        too_big = RpcError(OVERSIZED_REQUEST, data=f"the limit is {limits.max_request_bytes} bytes")
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limits.max_request_bytes):
-            return _json_error(413, too_big)
-        body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limits.max_request_bytes:
-                    return _json_error(413, too_big)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        answer = await dispatcher.handle(bytes(body), CallContext(node))
-        if answer is None:  # only notifications: nothing to say
-            return Response(status_code=204)
-        return Response(answer, media_type="application/json")
+        refused = connection_refused(ip, client)
+        if refused is not None:
+            return _json_error(429, refused, {"Retry-After": "1"})
+        budget = state.budget()
+        state.gate.enter(ip)
 
-    open_sessions = 0
+        def finished() -> None:
+            budget.release()
+            state.gate.leave(ip)
+
+        too_big = RpcError(OVERSIZED_REQUEST, data=f"the limit is {limits.max_request_bytes} bytes")
+        try:
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > limits.max_request_bytes):
+                state.limits_log.refused("request", client, f"Content-Length {declared}")
+                return _Answer(finished, error_response(too_big), 413)
+            body = bytearray()
+            try:
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limits.max_request_bytes:
+                        state.limits_log.refused("request", client, f"body past {limits.max_request_bytes} bytes")
+                        return _Answer(finished, error_response(too_big), 413)
+            except ClientDisconnect:
+                finished()
+                return Response(status_code=400)
+            rate = state.http_rates.of(ip) if state.http_rates is not None else None
+            context = CallContext(node, client=client, rate=rate, image_jobs=state.image_jobs)
+            answer = await dispatcher.handle(bytes(body), context, budget)
+            # None: only notifications, nothing to say
+            return _Answer(finished, answer, 200 if answer is not None else 204)
+        except BaseException:
+            finished()
+            raise
 
     async def websocket_rpc(websocket: WebSocket) -> None:
-        nonlocal open_sessions
-        if open_sessions >= limits.max_ws_connections:
-            # Refused during the handshake (the client sees HTTP 403): each session holds
-            # subscriptions and node channels, so their number is bounded like jsonrpsee's.
-            await websocket.close(WS_CLOSE_TRY_AGAIN_LATER)
+        ip, client = _client(websocket)
+        refused = origin_refused(websocket, client)
+        if refused is not None:
+            await websocket.send_denial_response(_json_error(403, refused))
             return
-        open_sessions += 1
-        try:
+        refused = connection_refused(ip, client)
+        if refused is not None:
+            # Refused during the handshake: each session holds subscriptions and node channels.
+            await websocket.send_denial_response(_json_error(429, refused, {"Retry-After": "1"}))
+            return
+        with state.gate.hold(ip):
             await websocket.accept()
             async with trio.open_nursery() as nursery:
-                session = WebSocketSession(websocket, nursery, limits)
+                session = WebSocketSession(websocket, nursery, state, client)
+                nursery.start_soon(session.run_writer)
                 try:
-                    await _read_loop(websocket, session, dispatcher, node, limits)
+                    with session.read_scope:
+                        await _read_loop(websocket, session, dispatcher, node, state)
                 finally:
                     session.close_all()
+                    if session.closing:  # let the writer send the close frame, briefly
+                        with trio.move_on_after(WS_CLOSE_GRACE_S):
+                            await session.writer_done.wait()
                     nursery.cancel_scope.cancel()
-        finally:
-            open_sessions -= 1
 
     async def health(request: Request) -> Response:
         """Substrate's `GET /health`: system_health as plain JSON, for load balancers and probes."""
@@ -314,34 +549,65 @@ def build_app(node: RpcNode, limits: RpcLimits | None = None) -> Starlette:
         ready = not status["isSyncing"] and (status["peers"] > 0 or not status["shouldHavePeers"])
         return Response(status_code=200 if ready else 500)
 
+    cors = Middleware(
+        _CorsForBrowsers,  # type: ignore[arg-type]  # Starlette's factory typing
+        allow_origins=["*"] if state.origins.allows_all else [],
+        allow_origin_regex=state.origins.regex,
+        allow_methods=["GET", "POST"],
+        allow_headers=["content-type"],
+        allow_private_network=True,  # the origins allowed may reach a node on a private address
+    )
     return Starlette(
         routes=[
             Route("/", http_rpc, methods=["POST"]),
             WebSocketRoute("/", websocket_rpc),
             Route("/health", health, methods=["GET"]),
             Route("/health/readiness", readiness, methods=["GET"]),
-        ]
+        ],
+        middleware=[cors],
     )
 
 
+class _CorsForBrowsers(CORSMiddleware):
+    """Starlette's CORS handling, skipped for requests without an `Origin` header: those are not
+    from a browser (wallets, the CLI, other nodes' tools) and need no CORS headers, and most
+    requests are such."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(name == b"origin" for name, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 async def _read_loop(
-    websocket: WebSocket, session: WebSocketSession, dispatcher: Dispatcher, node: RpcNode, limits: RpcLimits
+    websocket: WebSocket, session: WebSocketSession, dispatcher: Dispatcher, node: RpcNode, state: ServerState
 ) -> None:
-    """Answer each message in turn until the client goes away or breaks a limit."""
-    context = CallContext(node, session)
-    while True:
+    """Answer each message in turn until the client goes away, breaks a limit, or is closed."""
+    limits = state.limits
+    rate = RateLimit(limits.rate_limit_per_minute) if limits.rate_limit_per_minute is not None else None
+    context = CallContext(node, session, client=session.client, rate=rate, image_jobs=state.image_jobs)
+    while not session.closing:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         payload: str | bytes | None = message.get("text")
         if payload is None:
             payload = message.get("bytes") or b""
-        if len(payload) > limits.max_ws_message_bytes:
-            await session.close(WS_CLOSE_MESSAGE_TOO_BIG)
+        if len(payload) > limits.max_request_bytes:
+            state.limits_log.refused("request", session.client, f"a {len(payload)}-byte WebSocket message")
+            session.close(WS_CLOSE_MESSAGE_TOO_BIG)
             return
-        answer = await dispatcher.handle(payload, context)
-        if answer is not None:
-            await session.send(answer)
+        budget = state.budget()
+        try:
+            answer = await dispatcher.handle(payload, context, budget)
+        except BaseException:
+            budget.release()
+            raise
+        if answer is None:
+            budget.release()
+        elif not await session.send(answer, budget):
+            return
         session.start_pending()
 
 
@@ -374,18 +640,27 @@ async def serve_rpc(
     port: int = DEFAULT_PORT,
     *,
     limits: RpcLimits | None = None,
+    state: ServerState | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve JSON-RPC for `node` until cancelled; reports the bound port (useful with port 0)."""
-    limits = limits or RpcLimits()
+    """Serve JSON-RPC for `node` until cancelled; reports the bound port (useful with port 0).
+
+    The limits are `state`'s, else `limits`, else the node's `config.rpc_limits`, else the
+    defaults.
+    """
+    if state is None:
+        state = ServerState(limits or getattr(node.config, "rpc_limits", None) or RpcLimits())
+    limits = state.limits
+    if limits.cors is None:
+        log.info("RPC CORS is off (--rpc-cors all, or --dev): pages from any site may call this node")
     config = Config()
     config.bind = [_bind_address(host, port)]
     config.accesslog = None
     config.errorlog = _http_log()
     config.include_server_header = False
     # hypercorn closes a connection with 1009 itself when one message passes this size.
-    config.websocket_max_message_size = limits.max_ws_message_bytes
-    app = build_app(node, limits)
+    config.websocket_max_message_size = limits.max_request_bytes
+    app = build_app(node, state=state)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(serve, app, config)
         bound_port = urlsplit(binds[0]).port

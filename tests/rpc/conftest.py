@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from node.core.node import Node
-from node.rpc.server import RpcLimits, serve_rpc
+from node.rpc.server import RpcLimits, ServerState, serve_rpc
 from node.service import dev_node
 from tests.rpc.helpers import Server, StartServer, author
 
@@ -29,13 +29,15 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 @pytest.fixture
 async def start_server(node: Node, nursery: trio.Nursery) -> StartServer:
-    """Start `serve_rpc` for the node (optionally with other limits); stopped with the test."""
+    """Start `serve_rpc` for the node (optionally with other limits); stopped with the test. The
+    `Server` it returns carries the server's live counts (`ServerState`)."""
 
     async def start(limits: RpcLimits | None = None) -> Server:
+        state = ServerState(limits or RpcLimits())
         port = await nursery.start(
-            lambda task_status: serve_rpc(node, "127.0.0.1", 0, limits=limits, task_status=task_status)
+            lambda task_status: serve_rpc(node, "127.0.0.1", 0, state=state, task_status=task_status)
         )
-        return Server(node, port)
+        return Server(node, port, state)
 
     return start
 

@@ -201,7 +201,7 @@ async def test_subscription_limit(start_server: StartServer) -> None:
 
 
 async def test_message_size_limit_closes_with_1009(start_server: StartServer) -> None:
-    server = await start_server(RpcLimits(max_ws_message_bytes=1024))
+    server = await start_server(RpcLimits(max_request_bytes=1024))
     async with connect(server) as client:
         assert await client.result("system_name") == "imagechain-node"
         await client.send({"jsonrpc": "2.0", "id": 1, "method": "system_name", "pad": "x" * 2048})
@@ -211,7 +211,7 @@ async def test_message_size_limit_closes_with_1009(start_server: StartServer) ->
 
 
 async def test_connection_limit(start_server: StartServer) -> None:
-    server = await start_server(RpcLimits(max_ws_connections=1))
+    server = await start_server(RpcLimits(max_connections=1))
     async with connect(server) as client:
         assert await client.result("system_name") == "imagechain-node"
         with pytest.raises(HandshakeError):

@@ -3,8 +3,9 @@
 
 Reads go through the runtime's own helpers (`copyright.get_registration`, `search_similar`, ...)
 at the best block or at `at`; records are rendered by `node.rpc.render`. `copyright_verifyImage`
-is the one method that does real CPU work: it runs as an image job (`node.rpc.image_jobs`) and
-ranks what it found with `node.rpc.matches`.
+is the one method that does real CPU work: it runs as an image job (`node.rpc.image_jobs`: a
+free worker slot or "busy", and the server's pixel cap) and ranks what it found with
+`node.rpc.matches`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Annotated
 from node.codec import U64_MAX
 from node.rpc.encoding import from_hex, to_hex
 from node.rpc.errors import invalid_params
-from node.rpc.image_jobs import run_image_job
 from node.rpc.jsonrpc import JSON, CallContext, MethodTable, ParamType
 from node.rpc.matches import rank_matches
 from node.rpc.params import HASH_SCHEMA, AccountId, Count, Hash, RegistrationId, page_size
@@ -167,9 +167,12 @@ async def copyright_searchSimilar(
         "description": "{width, height, phash, watermark, watermarks, matches: [{kind: exact|similar, "
         "distance, version, registration, offers}]}",
     },
+    off_loop=True,
 )
 async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | None = None) -> JSON:
-    """Who owns this image? A copy found anywhere (base64 file, at most 7 MiB and 40 megapixels).
+    """Who owns this image? A copy found anywhere (base64 file, at most 7 MiB and, by default,
+    4096 x 3072 pixels: `--rpc-max-image-pixels`; -32009 "busy" with `retryAfterMs` while the
+    node's image job slots are taken).
 
     The watermark first: the payload extracted under the chain's key names the registration
     exactly (`kind: "exact"`), even after JPEG re-encoding, resizing, a crop or a small
@@ -182,10 +185,12 @@ async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | N
     """
     from node.pod_mining.verify import ImageDecodeError, analyse_image_bytes
 
+    jobs = ctx.image_jobs
+    assert jobs is not None, "the server gives every call its image jobs"
     block_hash = block_at(ctx, at)
     key = copyright.watermark_key_for(ctx.node.genesis_hash)
     try:
-        facts = await run_image_job(ctx.node, analyse_image_bytes, image, key)
+        facts = await jobs.run(analyse_image_bytes, image, key, jobs.max_pixels)
     except ImageDecodeError as exc:
         raise invalid_params(f"image: {exc}") from None
 
