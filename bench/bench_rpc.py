@@ -204,7 +204,7 @@ def build_big_block(url: str, client: RpcClient) -> tuple[str, int]:
     bodies = []
     for i in range(REMARKS):
         k = i % len(senders)
-        extra = SignedExtra(genesis, SPEC_VERSION, nonces[k] + i // len(senders), 0, Mortality(0, 0))
+        extra = SignedExtra(genesis, SPEC_VERSION, nonces[k] + i // len(senders), 0, Mortality.from_genesis(genesis))
         encoded = sign_extrinsic(senders[k], Call("system", "remark", (bytes([i % 251]) * 1000,)), extra).encode()
         bodies.append({"jsonrpc": "2.0", "id": i, "method": "author_submitExtrinsic", "params": ["0x" + encoded.hex()]})
     start = client.header().number

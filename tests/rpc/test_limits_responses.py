@@ -20,7 +20,7 @@ from node.rpc.jsonrpc import MAX_JSON_VALUES
 from node.rpc.limits import MIB
 from node.rpc.server import RpcLimits
 from node.runtime.runtime import SPEC_VERSION
-from node.types import IMMORTAL, Block, Call, SignedExtra, sign_extrinsic
+from node.types import Block, Call, Mortality, SignedExtra, sign_extrinsic
 from tests.rpc.helpers import ALICE, Server, StartServer, author
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -30,7 +30,7 @@ def big_block(node: Node, remarks: int = 100) -> Block:
     """Author a block of `remarks` 1 kB remarks signed by //Alice (~2.4 kB of JSON each)."""
     nonce = node.next_nonce(ALICE.account_id)
     for i in range(remarks):
-        extra = SignedExtra(node.genesis_hash, SPEC_VERSION, nonce + i, 0, IMMORTAL)
+        extra = SignedExtra(node.genesis_hash, SPEC_VERSION, nonce + i, 0, Mortality.from_genesis(node.genesis_hash))
         node.submit_extrinsic(sign_extrinsic(ALICE, Call("system", "remark", (bytes([i]) * 1024,)), extra).encode())
     block = author(node)
     assert len(block.extrinsics) == remarks + 1
