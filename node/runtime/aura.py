@@ -82,15 +82,11 @@ def encode_authorities(authorities: list[bytes]) -> bytes:
 
 
 def read_set_id(get: StateGet) -> int:
-    value = SET_ID.get(get)
-    assert value is not None
-    return value
+    return SET_ID.value(get)
 
 
 def read_set_start_slot(get: StateGet) -> int:
-    value = SET_START_SLOT.get(get)
-    assert value is not None
-    return value
+    return SET_START_SLOT.value(get)
 
 
 def arg_authorities(value: Any) -> list[bytes]:

@@ -63,9 +63,7 @@ KEY_TOTAL_ISSUANCE = TOTAL_ISSUANCE.key
 
 
 def total_issuance(state: BlockContext | StateGet) -> int:
-    value = TOTAL_ISSUANCE.get(state)
-    assert value is not None
-    return value
+    return TOTAL_ISSUANCE.value(state)
 
 
 def _set_total_issuance(ctx: BlockContext, value: int) -> None:

@@ -370,9 +370,7 @@ KEY_PARAMS = PARAMS.key
 
 def read_params(get: StateGet) -> CopyrightParams:
     """The genesis values; a chain spec without a `copyright` section gets the defaults."""
-    params = PARAMS.get(get)
-    assert params is not None
-    return params
+    return PARAMS.value(get)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,8 +384,7 @@ def get_registration(get: StateGet, registration_id: int) -> Registration | None
 
 def registration_count(get: StateGet) -> int:
     """Number of registrations ever created (ids are FIRST_ID .. FIRST_ID + count - 1)."""
-    next_id = NEXT_ID.get(get)
-    assert next_id is not None
+    next_id = NEXT_ID.value(get)
     return next_id - FIRST_ID
 
 
@@ -401,9 +398,7 @@ def find_by_payload(get: StateGet, payload: bytes) -> int | None:
 
 
 def owned_count(get: StateGet, account_id: bytes) -> int:
-    count = OWNED_COUNT.get(get, account_id)
-    assert count is not None
-    return count
+    return OWNED_COUNT.value(get, account_id)
 
 
 def registrations_of(get: StateGet, account_id: bytes, start: int = 0, limit: int = 100) -> list[int]:

@@ -126,9 +126,7 @@ def read_params(get: StateGet) -> EmissionParams | None:
 
 
 def generated(get: StateGet) -> int:
-    value = GENERATED.get(get)
-    assert value is not None
-    return value
+    return GENERATED.value(get)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -236,9 +236,7 @@ KEY_PARAMS = PARAMS.key
 
 def read_params(get: StateGet) -> LicensingParams:
     """The genesis values; a chain spec without a `licensing` section gets the defaults above."""
-    params = PARAMS.get(get)
-    assert params is not None
-    return params
+    return PARAMS.value(get)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,9 +263,7 @@ def get_licence(get: StateGet, licence_id: int) -> Licence | None:
 
 
 def licence_count_of(get: StateGet, account_id: bytes) -> int:
-    count = HELD_COUNT.get(get, account_id)
-    assert count is not None
-    return count
+    return HELD_COUNT.value(get, account_id)
 
 
 def licences_of(get: StateGet, account_id: bytes, start: int = 0, limit: int = 100) -> list[Licence]:
@@ -329,8 +325,7 @@ def _add_offer(ctx: BlockContext, who: bytes, registration_id: int, **terms: Any
     ensure(registration.owner == who, NotOwner, registration_id)
     ids = open_offer_ids(ctx.state.get, registration_id)
     ensure(len(ids) < MAX_OFFERS_PER_IMAGE, TooManyOffers, registration_id)
-    offer_id = NEXT_OFFER_ID.get(ctx)
-    assert offer_id is not None
+    offer_id = NEXT_OFFER_ID.value(ctx)
     NEXT_OFFER_ID.put(ctx, offer_id + 1)
     offer = Offer(id=offer_id, registration_id=registration_id, seller=who, created_block=ctx.number, **terms)
     OFFERS.put(ctx, offer_id, offer)
@@ -412,8 +407,7 @@ def purchase(ctx: BlockContext, origin: Origin, offer_id: int) -> None:
         balances.transfer_funds(ctx, buyer, offer.seller, offer.price, keep_alive=True)
     balances.burn_from(ctx, buyer, fee, keep_alive=True)
 
-    licence_id = NEXT_LICENCE_ID.get(ctx)
-    assert licence_id is not None
+    licence_id = NEXT_LICENCE_ID.value(ctx)
     NEXT_LICENCE_ID.put(ctx, licence_id + 1)
     expires = now + offer.duration_ms if offer.kind == KIND_RM else 0
     licence = Licence(

@@ -160,8 +160,7 @@ def punish(ctx: BlockContext, offender: bytes, offence_id: bytes, kind: str) -> 
     disabled = read_disabled(ctx.state.get)
     if offender not in disabled:
         DISABLED.put(ctx, sorted([*disabled, offender]))
-    bond = BOND.get(ctx)
-    assert bond is not None
+    bond = BOND.value(ctx)
     slashed = balances.slash_reserved(ctx, offender, bond)
     ctx.deposit_event(Offence(kind.encode(), offender, slashed))
 

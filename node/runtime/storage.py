@@ -129,9 +129,7 @@ class Blob:
 
 
 def read_params(get: StateGet) -> StorageParams:
-    params = PARAMS.get(get)
-    assert params is not None
-    return params
+    return PARAMS.value(get)
 
 
 def get_miner(get: StateGet, account: bytes) -> Miner | None:
@@ -159,9 +157,7 @@ def replica_root(get: StateGet, miner: bytes, root: bytes) -> bytes | None:
 
 
 def replica_count(get: StateGet, miner: bytes) -> int:
-    count = REPLICA_COUNT.get(get, miner)
-    assert count is not None
-    return count
+    return REPLICA_COUNT.value(get, miner)
 
 
 def replica_at(get: StateGet, miner: bytes, index: int) -> bytes | None:

@@ -161,6 +161,15 @@ class StorageValue(Generic[T]):
         raw = _reader(state)(self.key)
         return self.default if raw is None else self.codec.decode(raw)
 
+    def value(self, state: Readable) -> T:
+        """The stored value or the declared default: for items declared with one."""
+        raw = _reader(state)(self.key)
+        if raw is not None:
+            return self.codec.decode(raw)
+        if self.default is None:
+            raise LookupError(f"{self.key!r} is unset and has no default")
+        return self.default
+
     def exists(self, state: Readable) -> bool:
         return _reader(state)(self.key) is not None
 
@@ -193,6 +202,15 @@ class StorageMap(Generic[T]):
     def get(self, state: Readable, key: Any) -> T | None:
         raw = _reader(state)(self.key(key))
         return self.default if raw is None else self.codec.decode(raw)
+
+    def value(self, state: Readable, key: Any) -> T:
+        """The stored value or the declared default: for maps declared with one."""
+        raw = _reader(state)(self.key(key))
+        if raw is not None:
+            return self.codec.decode(raw)
+        if self.default is None:
+            raise LookupError(f"{self.key(key)!r} is unset and has no default")
+        return self.default
 
     def exists(self, state: Readable, key: Any) -> bool:
         return _reader(state)(self.key(key)) is not None

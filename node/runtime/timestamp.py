@@ -45,9 +45,7 @@ def now(ctx: BlockContext) -> int:
 
 def read_now(get: StateGet) -> int:
     """The timestamp of the block whose state `get` reads (ms)."""
-    value = NOW.get(get)
-    assert value is not None
-    return value
+    return NOW.value(get)
 
 
 def on_finalize(ctx: BlockContext) -> None:
