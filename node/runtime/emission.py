@@ -55,6 +55,7 @@ from node.runtime.support import (
     AccountId,
     Balance,
     BlockContext,
+    DispatchError,
     GenesisState,
     Record,
     RuntimeModule,
@@ -219,6 +220,19 @@ def reward(ctx: BlockContext, who: bytes) -> int:
     balances.mint(ctx, who, amount)
     GENERATED.put(ctx, g + amount)
     ctx.deposit_event(Minted(who, amount, g + amount))
+    return amount
+
+
+def try_reward(ctx: BlockContext, who: bytes) -> int | None:
+    """`reward` in its own storage transaction: the amount (0: nothing to mint), or None if
+    minting was refused (the supply limit), in which case nothing it wrote survives."""
+    ctx.state.begin()
+    try:
+        amount = reward(ctx, who)
+    except DispatchError:
+        ctx.state.rollback()
+        return None
+    ctx.state.commit()
     return amount
 
 

@@ -43,7 +43,6 @@ from node.runtime.support import (
     AccountId,
     Balance,
     BlockContext,
-    DispatchError,
     GenesisState,
     Record,
     RuntimeModule,
@@ -137,20 +136,15 @@ def on_novel_registration(
     if reason is None and count >= params.daily_limit:
         reason = "DailyLimit"
     if reason is None:
-        ctx.state.begin()
-        try:
-            amount = emission.reward(ctx, who)
-        except DispatchError:
-            ctx.state.rollback()
+        amount = emission.try_reward(ctx, who)
+        if amount is None:
             reason = "MintRefused"
+        elif amount == 0:
+            reason = "NoEmission" if emission.read_params(ctx.state.get) is None else "EmissionExhausted"
         else:
-            ctx.state.commit()
-            if amount == 0:
-                reason = "NoEmission" if emission.read_params(ctx.state.get) is None else "EmissionExhausted"
-            else:
-                DAILY.put(ctx, who, [day, count + 1])
-                ctx.deposit_event(Rewarded(who, registration_id, amount))
-                return amount
+            DAILY.put(ctx, who, [day, count + 1])
+            ctx.deposit_event(Rewarded(who, registration_id, amount))
+            return amount
     ctx.deposit_event(NotRewarded(who, registration_id, reason))
     return 0
 

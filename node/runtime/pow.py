@@ -351,14 +351,7 @@ def submit_ticket(ctx: BlockContext, origin: Origin, encoded: bytes) -> None:
     SPENT_IN.put(ctx, ctx.number, [*(SPENT_IN.get(ctx, ctx.number) or []), ticket.id])
     start, accepted = EPOCH.get(ctx) or [ctx.number, 0]
     EPOCH.put(ctx, [start, accepted + 1])
-    ctx.state.begin()
-    try:
-        reward = emission.reward(ctx, ticket.miner)
-    except DispatchError:
-        ctx.state.rollback()
-        reward = 0
-    else:
-        ctx.state.commit()
+    reward = emission.try_reward(ctx, ticket.miner) or 0
     ctx.deposit_event(TicketAccepted(ticket.miner, ticket.id, reward))
 
 
