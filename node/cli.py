@@ -350,12 +350,14 @@ async def run_until_signal(node: Node) -> None:
 def _register_groups() -> None:
     """Subcommand groups that live next to their own code."""
     from devnet.cli import devnet_group
-    from node.commands.copyright import license_group  # also adds `image register` and `image verify`
+    from node.commands.copyright import licence_group, license_group  # also adds `image register`, ...
     from node.commands.image import image_group
     from node.commands.key import key_group
     from node.commands.wallet import account_group, chain_group, tx_group
 
-    for group in (key_group, tx_group, account_group, chain_group, image_group, license_group, devnet_group):
+    for group in (
+        key_group, tx_group, account_group, chain_group, image_group, licence_group, license_group, devnet_group
+    ):
         cli.add_command(group)
 
 

@@ -239,7 +239,7 @@ async def test_verify_image_exact_then_similar(
     assert (match["kind"], match["version"], match["registration"]["id"]) == ("exact", 0, 1)
     assert match["distance"] <= 4 and match["registration"]["owner"] == encode_address(BOB.account_id)
     (offer,) = match["offers"]
-    assert (offer["kind"], offer["price"], offer["priceRaw"], offer["fee"]) == ("RF", "5", 5 * IMG, "0.005")
+    assert (offer["kind"], offer["price"], offer["priceRaw"], offer["fee"]) == ("RF", "5", str(5 * IMG), "0.005")
 
     # The unmarked original, resized: no watermark, found by its pHash (a wrapped data: URI is fine).
     small = np.asarray(Image.fromarray(photo).resize((384, 288), Image.LANCZOS))
@@ -462,9 +462,9 @@ async def test_emission_status_json(http: httpx.AsyncClient, server: Server) -> 
     params = emission.read_params(server.node.chain.best_state())
     assert params is not None
     assert status == {
-        "generated": "0", "generatedRaw": 0, "rate": "1", "rateNumerator": 10**36, "rateDenominator": 10**36,
-        "remaining": format_img(params.cap), "remainingRaw": params.cap, "nextReward": "1", "nextRewardRaw": IMG,
-        "cap": "525000000", "capRaw": params.cap,
+        "generated": "0", "generatedRaw": "0", "rate": "1", "rateNumerator": 10**36, "rateDenominator": 10**36,
+        "remaining": format_img(params.cap), "remainingRaw": str(params.cap), "nextReward": "1",
+        "nextRewardRaw": str(IMG), "cap": "525000000", "capRaw": str(params.cap),
     }  # fmt: skip
     assert await result(http, "licensing_offers", [1]) == []
     assert await result(http, "licensing_licensesOf", [encode_address(CHARLIE.account_id)]) == []
