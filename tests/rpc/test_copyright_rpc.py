@@ -394,8 +394,9 @@ async def test_cli_register_verify_and_license(
     bought = await invoke(license_group, "buy", "1", "--from", "//Charlie", "--url", url)
     assert bought.exit_code == 0, bought.output
     receipt = lines(bought.output)
-    assert (receipt["licence"], receipt["price"], receipt["fee"]) == ("1", "12.5 IMG", "0.0125 IMG (burned)")
-    after = bytes.fromhex(receipt["block"][2:])
+    assert (receipt["licence"], receipt["price"], receipt["licence fee"]) == ("1", "12.5 IMG", "0.0125 IMG (burned)")
+    assert receipt["block"].startswith("#")
+    after = bytes.fromhex(receipt["block"].split(" 0x")[1])
     assert chain.header(after).parent_hash == before  # nothing else happened in between
 
     def totals(block_hash: bytes) -> tuple[int, int]:
@@ -487,7 +488,7 @@ async def test_cli_progress_large_verify_and_rm_offers(
     assert registered.exit_code == 0, registered.output
     assert "Reading pier.png" in registered.output
     out = lines(registered.output)
-    assert out["watermarked"] == str(tmp_path / "out" / "pier.jpg") and out["reward"] == "none (TooSmall)"
+    assert out["watermarked"] == str(tmp_path / "out" / "pier.jpg") and out["reward"] == "none (TooSmall: 512x384 < 1024x576 (long x short edge))"
     with Image.open(out["watermarked"]) as written:
         assert written.format == "JPEG"  # --out's extension decides
 
@@ -516,4 +517,4 @@ async def test_cli_progress_large_verify_and_rm_offers(
         )
         assert refused.exit_code == 2 and message in refused.output, refused.output
     not_owner = await invoke(license_group, "offer", "1", "--price", "1", "--from", "//Charlie", "--url", url)
-    assert not_owner.exit_code == 1 and "offer refused: licensing.NotOwner" in not_owner.output
+    assert not_owner.exit_code == 1 and "not sent: licensing.NotOwner: Only the owner of registration 1" in not_owner.output
