@@ -97,9 +97,9 @@ def read_source_metadata(path: Path) -> SourceMetadata:
     return SourceMetadata(raw, icc if isinstance(icc, bytes) else None, artist, notice)
 
 
-def _notice(rights: Rights, source: SourceMetadata) -> str:
+def _notice(rights: Rights, source: SourceMetadata, symbol: str = "©") -> str:
     holder = rights.creator or source.artist or rights.registrant
-    return f"© {holder}. Registered on imagechain ({rights.chain}) by {rights.registrant}"
+    return f"{symbol} {holder}. Registered on imagechain ({rights.chain}) by {rights.registrant}"
 
 
 def rights_xmp(rights: Rights, source: SourceMetadata) -> bytes:
@@ -148,10 +148,12 @@ def _exif(rights: Rights, source: SourceMetadata) -> bytes:
     exif = Image.Exif()
     if source.exif:
         exif.load(source.exif)
-    if not str(exif.get(_ARTIST, "")).strip() and rights.creator:
+    # EXIF's text fields are ASCII: "(c)" for the sign, and a name it cannot spell is left to XMP.
+    if not str(exif.get(_ARTIST, "")).strip() and rights.creator.isascii() and rights.creator:
         exif[_ARTIST] = rights.creator
-    if not str(exif.get(_COPYRIGHT, "")).strip():
-        exif[_COPYRIGHT] = _notice(rights, source)
+    notice = _notice(rights, source, "(c)")
+    if not str(exif.get(_COPYRIGHT, "")).strip() and notice.isascii():
+        exif[_COPYRIGHT] = notice
     return exif.tobytes()
 
 

@@ -11,7 +11,17 @@ from node.codec import blake2b_256
 from node.keys import dev_keypair, encode_address
 from node.rpc import errors
 from node.rpc.encoding import block_from_json, header_from_json, to_hex
-from node.rpc.methods import FAMILIES, TABLE, balances, copyright, emission, licensing, network, payment, substrate
+from node.rpc.methods import (
+    FAMILIES,
+    TABLE,
+    balances,
+    copyright,
+    emission,
+    licensing,
+    network,
+    payment,
+    substrate,
+)
 from node.rpc.server import serve_rpc
 from node.runtime.executive import timestamp_inherent
 from node.runtime.system import KEY_NUMBER, Account, account_key
