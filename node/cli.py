@@ -6,9 +6,12 @@ first argument being an option means "run the node".
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -126,6 +129,8 @@ def cli() -> None:
 @click.option("--chain", "chain_spec", default=None,
               help="Chain spec file, or 'dev' for the built-in dev spec. Required unless --dev (which implies 'dev').")
 @click.option("--base-path", type=click.Path(path_type=Path), default=None, help="Where the database lives.")
+@click.option("--tmp", "use_tmp", is_flag=True,
+              help="Keep the database in a temporary directory, removed when the node stops (any chain).")
 @click.option("--rpc-port", type=int, default=9944, show_default=True, help="JSON-RPC HTTP and WebSocket port.")
 @click.option("--rpc-host", default="127.0.0.1", show_default=True, help="JSON-RPC listen address.")
 @click.option("--name", default=None, help="Node name shown in logs and system_name.")
@@ -178,6 +183,7 @@ def node_command(
     dev: bool,
     chain_spec: str | None,
     base_path: Path | None,
+    use_tmp: bool,
     rpc_port: int,
     rpc_host: str,
     name: str | None,
@@ -248,11 +254,13 @@ def node_command(
     except (ChainSpecError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     authority = _authority_key(authority_key or "//Alice", password_file, spec.chain_type) if dev or validator else None
+    if use_tmp and base_path is not None:
+        raise click.UsageError("--tmp and --base-path exclude each other: --tmp is a temporary base path")
     temporary = None
     if base_path is None:
-        if not dev:
-            raise click.UsageError("--base-path is required (or use --dev for a temporary chain)")
-        temporary = Path(tempfile.mkdtemp(prefix="imagechain-dev-"))
+        if not (dev or use_tmp):
+            raise click.UsageError("--base-path is required (or --tmp for a temporary one, or --dev for a temporary chain)")
+        temporary = Path(tempfile.mkdtemp(prefix="imagechain-dev-" if dev else "imagechain-tmp-"))
         base_path = temporary
     network = None
     # A --dev chain is a lone node unless networking is asked for (bootnodes, a port, listen addrs).
@@ -288,15 +296,63 @@ def node_command(
         rpc_unsafe=rpc_methods == "unsafe" or (rpc_methods == "auto" and rpc_host in ("127.0.0.1", "localhost", "::1")),
         rpc_limits=rpc_limits,
     )
-    node = _open(config)
+    try:
+        _check_ports(config)
+        node = _open(config)
+    except click.ClickException:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
     try:
         trio.run(run_until_signal, node)
     except KeyboardInterrupt:
         logging.getLogger("imagechain").info("Shutting down (Ctrl-C)")
+    except BaseExceptionGroup as group:
+        busy = _address_in_use(group)
+        if busy is None:
+            raise
+        raise click.ClickException(f"cannot listen: {busy} (another node running? choose other ports)") from None
     finally:
         node.close()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _check_ports(config: NodeConfig) -> None:
+    """Refuse at once, in one line, a port another program holds (RPC, Prometheus, libp2p), rather
+    than start the services and end in a nested traceback of the one that could not bind."""
+    wanted = [(config.rpc_host, config.rpc_port, "--rpc-port")] if config.rpc_port is not None else []
+    if config.prometheus_port:
+        wanted.append(("127.0.0.1", config.prometheus_port, "--prometheus-port"))
+    if config.network is not None:
+        for addr in config.network.listen_addrs:
+            parts = addr.split("/")
+            if len(parts) >= 5 and parts[1] == "ip4" and parts[3] == "tcp" and parts[4].isdigit():
+                wanted.append((parts[2], int(parts[4]), "--port"))
+    for host, port, flag in wanted:
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                reason = "it is in use (another node running?)" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise click.ClickException(
+                    f"cannot listen on {host}:{port} ({flag}): {reason}; choose another {flag}"
+                ) from None
+
+
+def _address_in_use(group: BaseExceptionGroup) -> str | None:
+    """The message of an "address in use" error anywhere in a service group, else None."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _address_in_use(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            return str(exc)
+    return None
 
 
 def _open(config: NodeConfig) -> Node:
@@ -347,15 +403,83 @@ async def run_until_signal(node: Node) -> None:
                 break
 
 
+@cli.command("purge-chain")
+@click.option("--chain", "chain_spec", default=None, help="Chain spec file, or 'dev'. Required unless --dev.")
+@click.option("--dev", is_flag=True, help="The dev chain's database.")
+@click.option("--base-path", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The node's base path.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_chain_command(chain_spec: str | None, dev: bool, base_path: Path, yes: bool) -> None:
+    """Remove a chain's database (BASE/chains/<id>/db), as Substrate's purge-chain; the node key and
+    anything else under the base path stay. The node must be stopped."""
+    from node.chain_spec import ChainSpecError, load_chain_spec
+
+    if chain_spec is None and not dev:
+        raise click.UsageError("--chain is required (or --dev): a base path may hold several chains")
+    try:
+        spec = load_chain_spec(chain_spec or "dev")
+    except (ChainSpecError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    db = base_path / "chains" / spec.id / "db"
+    if not db.exists():
+        raise click.ClickException(f"{db} does not exist: nothing to purge")
+    if (db / "lock.mdb").exists() and _locked(db / "lock.mdb"):
+        raise click.ClickException(f"{db} is open by a running node: stop it first")
+    if not yes:
+        click.confirm(f"Remove the {spec.name!r} database at {db}?", abort=True, err=True)
+    shutil.rmtree(db)
+    click.echo(f"{db} removed.")
+
+
+def _locked(lock_file: Path) -> bool:
+    """Whether another process holds LMDB's lock file (a running node): try its exclusive lock."""
+    import fcntl
+
+    with open(lock_file, "rb+") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1)
+        except OSError:
+            return True
+        fcntl.lockf(handle, fcntl.LOCK_UN, 1)
+    return False
+
+
+@cli.command("build-spec")
+@click.option("--chain", "chain_spec", default="dev", show_default=True, help="Chain spec file, or 'dev'.")
+@click.option("--raw", is_flag=True,
+              help="Print the genesis storage as hex keys and values, with the genesis hash (to inspect or compare).")
+def build_spec_command(chain_spec: str, raw: bool) -> None:
+    """Print a chain spec as JSON, as Substrate's build-spec: edit it and give it to `--chain` (the
+    plain form is what nodes load)."""
+    from node.chain_spec import ChainSpecError, genesis_block, genesis_storage, load_chain_spec
+
+    try:
+        spec = load_chain_spec(chain_spec)
+    except (ChainSpecError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not raw:
+        click.echo(json.dumps(spec.raw, indent=2))
+        return
+    storage = genesis_storage(spec)
+    document = {
+        "name": spec.name, "id": spec.id, "chainType": spec.chain_type,
+        "genesisHash": "0x" + genesis_block(spec).hash.hex(),
+        "genesis": {"raw": {"top": {"0x" + k.hex(): "0x" + v.hex() for k, v in sorted(storage.items())}}},
+    }  # fmt: skip
+    click.echo(json.dumps(document, indent=2))
+
+
 def _register_groups() -> None:
     """Subcommand groups that live next to their own code."""
     from devnet.cli import devnet_group
-    from node.commands.copyright import license_group  # also adds `image register` and `image verify`
+    from node.commands.copyright import licence_group, license_group  # also adds `image register`, ...
     from node.commands.image import image_group
     from node.commands.key import key_group
     from node.commands.wallet import account_group, chain_group, tx_group
 
-    for group in (key_group, tx_group, account_group, chain_group, image_group, license_group, devnet_group):
+    for group in (
+        key_group, tx_group, account_group, chain_group, image_group, licence_group, license_group, devnet_group
+    ):
         cli.add_command(group)
 
 

@@ -8,8 +8,10 @@ Where to look:
 * `results`      -- result types (`TxStatus`, `ReadProof`, `VerifyResult`) and the JSON readers
                    that turn answers back into the runtime's dataclasses.
 * `events`       -- reading a block's or an extrinsic's events, decoded into the runtime's declared types.
-* `transactions` -- signing a call (nonce, mortality, genesis hash), submit-and-watch,
-                   `transfer`, `CallOutcome`, `CallFailed`, `TransactionFailed`.
+* `transactions` -- signing a call (nonce, mortality, genesis hash), the node's dry run before
+                   sending, submit-and-watch, `transfer`, `CallOutcome`, `CallRefused`
+                   (`WouldFail` not sent, `CallFailed` fee paid), `Unsendable`, `TransactionFailed`.
+* `explain`      -- a runtime error in words, from its declaration's docstring.
 * `licensing`    -- offering and buying licences.
 
 Registering an image is `node.pod_mining.upload.register_image(client, ...)`: the upload
@@ -22,7 +24,12 @@ from node.client.rpc import NotFound, RpcClient
 from node.client.transactions import (
     CallFailed,
     CallOutcome,
+    CallRefused,
     TransactionFailed,
+    Unsendable,
+    WouldFail,
+    block_ref,
+    check_signed,
     sign_call,
     submit_call,
     submit_signed,
@@ -34,6 +41,7 @@ __all__ = [
     "DEFAULT_URL",
     "CallFailed",
     "CallOutcome",
+    "CallRefused",
     "DecodedEvent",
     "NodeUnreachable",
     "NotFound",
@@ -43,8 +51,12 @@ __all__ = [
     "RpcError",
     "TransactionFailed",
     "TxStatus",
+    "Unsendable",
     "VerifyMatch",
     "VerifyResult",
+    "WouldFail",
+    "block_ref",
+    "check_signed",
     "sign_call",
     "submit_call",
     "submit_signed",

@@ -20,11 +20,17 @@ from node.runtime.emission import EmissionStatus
 from node.runtime.licensing import Licence, Offer
 
 __all__ = [
+    "AccountInfo",
+    "DryRun",
     "ReadProof",
+    "VestingInfo",
     "TxStatus",
     "VerifyMatch",
     "VerifyResult",
+    "account_from_json",
+    "amount",
     "decoded",
+    "dry_run_from_json",
     "emission_from_json",
     "licence_from_json",
     "offer_from_json",
@@ -41,6 +47,15 @@ def decoded(decode: Callable[[Any], T], value: Any) -> T:
         return decode(value)
     except (ValueError, TypeError, KeyError) as exc:
         raise RpcClientError(f"malformed answer from the node: {exc}") from exc
+
+
+def amount(obj: Any, name: str) -> int:
+    """An amount in base units from its "...Raw" field, a decimal string (never a JSON number: above
+    2**53 those are rounded by JavaScript readers, so the node never sends one)."""
+    value = obj[name + "Raw"]
+    if not isinstance(value, str) or not value.isdigit():
+        raise ValueError(f"{name}Raw: expected base units as a decimal string, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,15 @@ class VerifyResult:
     watermark: bytes | None  # the payload the validators' path reads
     matches: list[VerifyMatch]
     watermarks: list[bytes]  # every payload found: more than one if the copy was marked again
+    phash_energy: int = 0  # structure the pHash sees; below `min_phash_energy` it matches nothing
+    min_phash_energy: int = 0
+    radius: int = 0  # the chain's pHash radius for a `similar` match
+    nearest: tuple[int, int] | None = None  # (registration id, distance) within 16 bits, any radius
+
+    @property
+    def flat(self) -> bool:
+        """The copy has no structure at the pHash's scale: only its watermark can match."""
+        return self.phash_energy < self.min_phash_energy
 
     @property
     def best(self) -> VerifyMatch | None:
@@ -126,6 +150,10 @@ class VerifyResult:
                 for m in obj["matches"]
             ],
             [from_hex(w, length=8, what="watermark") for w in obj["watermarks"]],
+            int(obj["phashEnergy"]),
+            int(obj["minPhashEnergy"]),
+            int(obj["radius"]),
+            None if obj["nearest"] is None else (int(obj["nearest"]["id"]), int(obj["nearest"]["distance"])),
         )
 
 
@@ -154,7 +182,7 @@ _KINDS = {name: kind for kind, name in licensing.KIND_NAMES.items()}
 def offer_from_json(obj: Any) -> Offer:
     return Offer(
         int(obj["id"]), int(obj["registrationId"]), decode_address(obj["seller"]), _KINDS[obj["kind"]],
-        int(obj["priceRaw"]), int(obj["maxResolution"]), str(obj["use"]), str(obj["territory"]),
+        amount(obj, "price"), int(obj["maxResolution"]), str(obj["use"]), str(obj["territory"]),
         int(obj["runSize"]), int(obj["durationMs"]), bool(obj["exclusive"]), int(obj["createdBlock"]),
     )  # fmt: skip
 
@@ -162,7 +190,7 @@ def offer_from_json(obj: Any) -> Offer:
 def licence_from_json(obj: Any) -> Licence:
     return Licence(
         int(obj["id"]), int(obj["offerId"]), int(obj["registrationId"]), decode_address(obj["licensee"]),
-        decode_address(obj["licensor"]), _KINDS[obj["kind"]], int(obj["priceRaw"]), int(obj["feeRaw"]),
+        decode_address(obj["licensor"]), _KINDS[obj["kind"]], amount(obj, "price"), amount(obj, "fee"),
         int(obj["maxResolution"]), str(obj["use"]), str(obj["territory"]), int(obj["runSize"]),
         bool(obj["exclusive"]), int(obj["grantedAt"]), int(obj["expiresAt"]), int(obj["block"]),
     )  # fmt: skip
@@ -170,6 +198,86 @@ def licence_from_json(obj: Any) -> Licence:
 
 def emission_from_json(obj: Any) -> EmissionStatus:
     return EmissionStatus(
-        int(obj["generatedRaw"]), int(obj["rateNumerator"]), int(obj["rateDenominator"]),
-        int(obj["remainingRaw"]), int(obj["nextRewardRaw"]),
+        amount(obj, "generated"), int(obj["rateNumerator"]), int(obj["rateDenominator"]),
+        amount(obj, "remaining"), amount(obj, "nextReward"),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VestingInfo:
+    """A vesting schedule at the block's timestamp (`balances_account`)."""
+
+    locked: int  # still held back by the schedule
+    vestable: int  # unlocked by time, frozen until a `vesting.vest` call
+    next_unlock_ms: int | None
+    fully_unlocked_ms: int
+    schedule: tuple[tuple[int, int, bool], ...]  # (unlock at ms, amount, unlocked)
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """An account as `balances_account` shows it: what it holds and what of it can move."""
+
+    address: str
+    nonce: int
+    free: int
+    reserved: int
+    frozen: int
+    transferable: int
+    existential_deposit: int
+    vesting: VestingInfo | None
+
+    @property
+    def exists(self) -> bool:
+        return self.free + self.reserved > 0
+
+
+def account_from_json(obj: Any) -> AccountInfo:
+    v = obj["vesting"]
+    vesting = None if v is None else VestingInfo(
+        amount(v, "locked"), amount(v, "vestable"), None if v["nextUnlockAt"] is None else int(v["nextUnlockAt"]),
+        int(v["fullyUnlockedAt"]),
+        tuple((int(t["unlockAt"]), amount(t, "amount"), bool(t["unlocked"])) for t in v["schedule"]),
+    )  # fmt: skip
+    return AccountInfo(
+        str(obj["address"]), int(obj["nonce"]), amount(obj, "free"), amount(obj, "reserved"), amount(obj, "frozen"),
+        amount(obj, "transferable"), amount(obj, "existentialDeposit"), vesting,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What `system_dryRun` says a signed extrinsic would do on top of a block."""
+
+    valid: bool
+    invalid_reason: str | None  # the pool's reason when not valid ("InsufficientFunds", ...)
+    invalid_detail: str
+    applied: bool  # False when earlier transactions of the sender wait in the pool
+    success: bool | None
+    error: str | None  # "module.Error" of a failing call
+    error_detail: dict[str, Any]
+    error_docs: str
+    fee: int  # with the tip
+    events: tuple[dict[str, Any], ...]
+
+    @property
+    def fails(self) -> bool:
+        """Included, it would fail and still pay its fee."""
+        return self.applied and self.success is False
+
+
+def dry_run_from_json(obj: Any) -> DryRun:
+    invalid = obj["invalid"]
+    error = obj["error"]
+    return DryRun(
+        bool(obj["valid"]),
+        None if invalid is None else str(invalid["reason"]),
+        "" if invalid is None else str(invalid["detail"]),
+        bool(obj["applied"]),
+        None if obj["success"] is None else bool(obj["success"]),
+        None if error is None else str(error["name"]),
+        {} if error is None or not isinstance(error["detail"], dict) else dict(error["detail"]),
+        "" if error is None else str(error["docs"]),
+        amount(obj, "fee") if obj["valid"] else 0,
+        tuple(obj.get("events") or ()),
+    )

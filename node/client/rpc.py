@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from node.client.results import (
+    AccountInfo,
+    DryRun,
     ReadProof,
     TxStatus,
     VerifyResult,
+    account_from_json,
     decoded,
+    dry_run_from_json,
     emission_from_json,
     licence_from_json,
     offer_from_json,
@@ -25,7 +29,7 @@ from node.client.results import (
 )
 from node.client.transport import DEFAULT_TIMEOUT_S, DEFAULT_URL, RpcClientError, Transport
 from node.rpc.encoding import block_from_json, from_hex, header_from_json, to_hex
-from node.runtime import licensing
+from node.runtime import copyright, licensing, pod, system
 from node.runtime.balances import KEY_TOTAL_ISSUANCE
 from node.runtime.copyright import Registration
 from node.runtime.emission import EmissionStatus
@@ -80,6 +84,16 @@ class RpcClient:
                 raise RpcClientError(f"{self.url} has no block 0")
             self._genesis_hash = found
         return self._genesis_hash
+
+    def chain_type(self) -> str:
+        """The chain type in lower case: "development", "local", "live" or a custom name."""
+        kind = self.call("system_chainType")
+        if isinstance(kind, dict) and kind:
+            return str(next(iter(kind.values()))).lower()  # {"Custom": name}
+        return str(kind).lower()
+
+    def properties(self) -> dict[str, Any]:
+        return self.call("system_properties")
 
     def next_nonce(self, account_id: bytes) -> int:
         """The nonce for the account's next transaction, counting those already in the node's pool."""
@@ -143,6 +157,22 @@ class RpcClient:
         raw = self.storage(account_key(account_id), at)
         return Account() if raw is None else decoded(Account.decode, raw)
 
+    def account_info(self, account_id: bytes, at: bytes | None = None) -> AccountInfo:
+        """Balances as a wallet shows them: transferable, frozen and why (`balances_account`)."""
+        return decoded(account_from_json, self.call("balances_account", to_hex(account_id), *_at(at)))
+
+    def chain_params(self, at: bytes | None = None) -> system.ChainParams:
+        """Fees, existential deposit, block limits (`system:params`)."""
+        return system.read_params(lambda key: self.storage(key, at))
+
+    def copyright_params(self, at: bytes | None = None) -> copyright.CopyrightParams:
+        """pHash radius, tag fee, the structure a registration needs."""
+        return copyright.read_params(lambda key: self.storage(key, at))
+
+    def pod_params(self, at: bytes | None = None) -> pod.PodParams:
+        """The PoD reward's screening thresholds (to explain a `NotRewarded`)."""
+        return pod.read_params(lambda key: self.storage(key, at))
+
     def licensing_params(self, at: bytes | None = None) -> LicensingParams:
         """The chain's licence fee rule (to show a buyer the fee before buying)."""
         return licensing.read_params(lambda key: self.storage(key, at))
@@ -157,6 +187,15 @@ class RpcClient:
     def submit(self, encoded: bytes) -> bytes:
         """Hand a signed extrinsic to the node's pool; returns its hash (RpcError if refused)."""
         return decoded(_hash, self.call("author_submitExtrinsic", to_hex(encoded)))
+
+    def query_fee(self, encoded: bytes, at: bytes | None = None) -> int:
+        """The fee a signed extrinsic pays, without its tip, in base units (`payment_queryInfo`)."""
+        result = self.call("payment_queryInfo", to_hex(encoded), *_at(at))
+        return decoded(lambda r: int(str(r["partialFee"])), result)
+
+    def dry_run(self, encoded: bytes, at: bytes | None = None) -> DryRun:
+        """What a signed extrinsic would do on top of the best block (`system_dryRun`); nothing is sent."""
+        return decoded(dry_run_from_json, self.call("system_dryRun", to_hex(encoded), *_at(at)))
 
     def pending(self) -> list[bytes]:
         return [decoded(from_hex, item) for item in self.call("author_pendingExtrinsics")]
@@ -203,6 +242,11 @@ class RpcClient:
         result = self.call("copyright_registrationsOf", to_hex(account_id), start, limit, *_at(at))
         return decoded(lambda items: [int(i) for i in items], result)
 
+    def offer(self, offer_id: int, at: bytes | None = None) -> Offer | None:
+        """An open licence offer by id (read from `licensing:offer:<id>`); None if there is none."""
+        raw = self.storage(licensing.OFFERS.key(offer_id), at)
+        return None if raw is None else decoded(licensing.OFFERS.codec.decode, raw)
+
     def licence_offers(self, registration_id: int, at: bytes | None = None) -> list[Offer]:
         """The open licence offers of a registration."""
         result = self.call("licensing_offers", registration_id, *_at(at))
@@ -212,7 +256,7 @@ class RpcClient:
         self, account_id: bytes, start: int = 0, limit: int = 100, at: bytes | None = None
     ) -> list[Licence]:
         """Licences an account bought, in purchase order (one page)."""
-        result = self.call("licensing_licensesOf", to_hex(account_id), start, limit, *_at(at))
+        result = self.call("licensing_licencesOf", to_hex(account_id), start, limit, *_at(at))
         return decoded(lambda items: [licence_from_json(i) for i in items], result)
 
     def emission_status(self, at: bytes | None = None) -> EmissionStatus | None:

@@ -31,10 +31,13 @@ def _key(value: str) -> bytes:
 
 
 def _load(path: str) -> np.ndarray:
+    """The image's pixels, or a one-line error naming the file (not a decoder's traceback)."""
     try:
         return imio.load_rgb(path)
     except imio.UnsupportedRawError as e:
         raise click.ClickException(str(e)) from e
+    except (OSError, ValueError, SyntaxError) as e:  # Pillow's ways of saying "cannot decode"
+        raise click.ClickException(f"{path}: not an image this tool can decode ({e})") from None
 
 
 @click.group("image")
@@ -46,9 +49,12 @@ def image_group() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def phash_cmd(file: str) -> None:
     """Print the 64-bit pHash (hex) of FILE."""
+    from node.commands.common import first_run_notice
     from node.imaging.phash import phash
 
-    click.echo(f"{phash(_load(file)):016x}")
+    pixels = _load(file)
+    with first_run_notice():
+        click.echo(f"{phash(pixels):016x}")
 
 
 @image_group.command("watermark")
@@ -60,16 +66,18 @@ def phash_cmd(file: str) -> None:
 @click.option("--quality", type=int, default=95, show_default=True, help="JPEG/WebP quality of OUT")
 def watermark_cmd(src: str, dst: str, key: str, payload: str, strength: float | None, quality: int) -> None:
     """Embed PAYLOAD in IN under KEY and write OUT; print the marked pixels' PSNR and SSIM."""
+    from node.commands.common import first_run_notice
     from node.imaging.watermark import DEFAULT_STRENGTH, embed, image_psnr, image_ssim
 
     original = _load(src)
     try:
-        out = embed(
-            original,
-            _key(key),
-            _hex_bytes(payload, PAYLOAD_BITS // 8, "payload"),
-            strength=DEFAULT_STRENGTH if strength is None else strength,
-        )
+        with first_run_notice():
+            out = embed(
+                original,
+                _key(key),
+                _hex_bytes(payload, PAYLOAD_BITS // 8, "payload"),
+                strength=DEFAULT_STRENGTH if strength is None else strength,
+            )
     except ValueError as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     imio.save_rgb(dst, out, quality=quality)
@@ -97,9 +105,12 @@ def extract_cmd(file: str, key: str, no_sync: bool) -> None:
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
 def compare_cmd(a: str, b: str) -> None:
     """Print both pHashes and their Hamming distance."""
+    from node.commands.common import first_run_notice
     from node.imaging.phash import hamming, phash
 
-    ha, hb = phash(_load(a)), phash(_load(b))
+    pa, pb = _load(a), _load(b)
+    with first_run_notice():
+        ha, hb = phash(pa), phash(pb)
     click.echo(f"{ha:016x} {hb:016x} distance {hamming(ha, hb)}")
 
 

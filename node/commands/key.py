@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from node.keys import Keypair, Scheme
+from node.keys import NETWORK_PREFIX, AddressError, Keypair, Scheme, decode_address, encode_address
 from node.keystore import PASSWORD_ENV, KeystoreError, load_signer, read_password_file, save_keystore
 
 __all__ = ["key_group"]
@@ -97,7 +97,11 @@ def generate_command(scheme_label: str, out: Path | None, password_file: Path | 
     help=f"Password of a keystore file (else ${PASSWORD_ENV}, else a prompt).",
 )
 def inspect_command(spec: str, scheme_label: str | None, password_file: Path | None) -> None:
-    """Show the public key, account id and address of SPEC: //Name, 0x<seed> or a keystore file."""
+    """Show the public key, account id and address of SPEC: //Name, 0x<seed>, a keystore file, or
+    an address (its account id and network prefix; no secret is involved)."""
+    if not (spec.strip().startswith(("//", "0x", "0X")) or Path(spec).expanduser().exists()):
+        _inspect_address(spec)
+        return
     scheme = Scheme.from_label(scheme_label) if scheme_label else Scheme.ED25519
     try:
         password = read_password_file(password_file) if password_file is not None else None
@@ -109,3 +113,18 @@ def inspect_command(spec: str, scheme_label: str | None, password_file: Path | N
             f"{spec} holds a key of scheme {keypair.scheme.label}, not {scheme.label} as --scheme says"
         )
     _print_identity(keypair)
+
+
+def _inspect_address(text: str) -> None:
+    """An address decoded: the account id, and the public key where the account id is one (an
+    ed25519 account's id is its public key; a secp256k1 account's is the key's blake2b hash)."""
+    try:
+        account_id = decode_address(text)
+    except AddressError as exc:
+        raise click.ClickException(
+            f"{text.strip()!r} is not a dev key URI (//Alice), a 0x seed, a keystore file or a valid address: {exc}"
+        ) from exc
+    click.echo(f"Address:     {encode_address(account_id)}")
+    click.echo(f"Account id:  0x{account_id.hex()}")
+    click.echo(f"Network:     prefix {NETWORK_PREFIX} (imagechain base58check, not SS58)")
+    click.echo(f"Public key:  0x{account_id.hex()} if ed25519; a secp256k1 account shows only its key's hash")

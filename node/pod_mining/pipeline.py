@@ -10,14 +10,20 @@ One function per step, in the order they run (`prepare_file` chains them):
 3. decode with `node.imaging.io.load_rgb` (EXIF orientation applied; RAW through rawpy, or a
    clear error when rawpy is missing). The file's size and mtime are compared before and after,
    so the decoded pixels are the pixels of the hashed file.
+   `screen(rgb, format_code, is_raw)` runs then, before the slow steps: `upload.register_image`
+   uses it to stop an image the chain would refuse (flat, a near-duplicate) before it costs time
+   or a fee.
 4. `prepare_image`: derive the chain's watermark key and this upload's payload
    (`copyright.watermark_key_for`, `watermark_payload_for`), embed at full resolution,
    **write the watermarked copy** (PNG, or JPEG quality 95 when the input is a JPEG; same
-   dimensions), then decode *the written file* again and compute its verification rendition:
+   dimensions) with its rights metadata (`node.pod_mining.rights`: the original's EXIF kept,
+   the claim added as XMP; written before the file's Merkle root is taken, since the root is
+   the claim), then decode *the written file* again and compute its verification rendition:
    the copy the photographer publishes is the image the chain vouches for, JPEG rounding
    included.
 5. check the claim locally with the runtime's own validity rule (`copyright.check_claim`: the
-   validators' integer pHash and watermark extraction on the rendition). A claim that fails
+   validators' integer pHash and watermark extraction on the rendition, and the chain's
+   `min_phash_energy` when the caller knows it). A claim that fails
    here would be refused by every pool, so it is never submitted (and never costs a fee).
 6. `register_call` and `sign_registration` build and sign the extrinsic; through a node,
    `node.pod_mining.upload.register_image` fetches the nonce, mortality and genesis hash and
@@ -39,9 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from node.fsutil import write_atomic
 from node.imaging import io as imio
 from node.imaging.verify import rendition_facts
-from node.keys import Keypair
+from node.keys import Keypair, encode_address
+from node.pod_mining.rights import Rights, SourceMetadata, encode_published, read_source_metadata
 from node.primitives.merkle import blob_root
 from node.runtime import copyright
 from node.runtime.support import InvalidCall
@@ -67,6 +75,8 @@ OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 # `progress(done_bytes, total_bytes)`, called while the file is read.
 Progress = Callable[[int, int], None]
+# `screen(rgb, format_code, is_raw)`, called once the file is decoded, before it is watermarked.
+Screen = Callable[[np.ndarray, int, bool], None]
 
 # Pillow's format names -> the runtime's format names (`copyright.FORMATS`).
 _PIL_FORMATS = {
@@ -174,17 +184,6 @@ def _check_text(title: str, creator: str, description: str) -> None:
         raise PodError("a registration needs a title")
 
 
-def _write_watermarked(out: Path, marked: np.ndarray, jpeg: bool) -> None:
-    from PIL import Image
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(np.ascontiguousarray(marked, dtype=np.uint8))
-    if jpeg:
-        image.save(out, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        image.save(out, format="PNG")
-
-
 def prepare_image(
     rgb: np.ndarray,
     *,
@@ -198,13 +197,19 @@ def prepare_image(
     description: str = "",
     out: Path | None = None,
     jpeg_output: bool = False,
+    chain_name: str = "",
+    source_metadata: SourceMetadata | None = None,
+    min_phash_energy: int = copyright.CopyrightParams.min_phash_energy,
 ) -> PreparedUpload:
     """Watermark a decoded image for `uploader` on this chain and build a checked claim.
 
     `sha256`, `format_code` and `is_raw` describe the uploaded file (its hash decides the
     payload). With `out`, the watermarked copy is written there (JPEG quality 95 if
     `jpeg_output`, else PNG) and the rendition is taken from the file as written; without it,
-    from the watermarked pixels in memory. Raises PodError if the claim would be invalid.
+    from the watermarked pixels in memory. Either way the published file carries the rights
+    metadata (`node.pod_mining.rights`: `source_metadata` is the original's EXIF to keep,
+    `chain_name` names the chain). Raises PodError if the claim would be invalid on a chain whose
+    registrations need `min_phash_energy`.
     """
     from node.imaging.rendition import verification_rendition
     from node.imaging.watermark import embed
@@ -220,17 +225,20 @@ def prepare_image(
         marked = embed(a, key, payload)
     except ValueError as exc:  # too small to carry the watermark
         raise PodError(str(exc)) from None
+    rights = Rights(chain_name, genesis_hash, encode_address(uploader), payload, sha256, title, creator)
+    published_file = encode_published(marked, jpeg=jpeg_output, rights=rights, source=source_metadata)
     if out is not None:
-        _write_watermarked(out, marked, jpeg_output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, published_file)
         published = imio.load_rgb(out)  # what the world will see, JPEG rounding included
         if published.shape[:2] != (height, width):
             raise PodError(
                 f"{out}: the written copy is {published.shape[1]}x{published.shape[0]}, not {width}x{height}"
             )
-        published_file = out.read_bytes()
     else:
-        published = marked
-        published_file = _png_bytes(marked)  # lossless: the same pixels the rendition is taken from
+        from node.pod_mining.verify import decode_image_bytes
+
+        published = decode_image_bytes(published_file) if jpeg_output else marked
     rendition = np.ascontiguousarray(verification_rendition(published), dtype=np.uint8).tobytes()
     phash = rendition_facts(rendition, key).phash
     upload = PreparedUpload(
@@ -249,28 +257,23 @@ def prepare_image(
         published_file,
         (copyright.BlobRef(copyright.BLOB_PUBLISHED, blob_root(published_file), len(published_file)),),
     )
-    check_locally(genesis_hash, uploader, upload)
+    check_locally(genesis_hash, uploader, upload, min_phash_energy)
     return upload
 
 
-def _png_bytes(rgb: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def check_locally(genesis_hash: bytes, uploader: bytes, upload: PreparedUpload) -> None:
+def check_locally(
+    genesis_hash: bytes,
+    uploader: bytes,
+    upload: PreparedUpload,
+    min_phash_energy: int = copyright.CopyrightParams.min_phash_energy,
+) -> None:
     """Run the validators' rule (`copyright.check_claim`) before anything is submitted."""
     claim = copyright.Claim(
         upload.sha256, upload.width, upload.height, upload.format_code, upload.is_raw, upload.phash,
         upload.payload, upload.blobs, upload.rendition, upload.title, upload.creator, upload.description,
     )  # fmt: skip
     try:
-        copyright.check_claim(genesis_hash, uploader, claim)
+        copyright.check_claim(genesis_hash, uploader, claim, min_phash_energy=min_phash_energy)
     except InvalidCall as exc:
         where = f" ({upload.watermarked})" if upload.watermarked is not None else ""
         raise PodError(
@@ -290,6 +293,9 @@ def prepare_file(
     out: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     preflight: Callable[[bytes], None] | None = None,
+    screen: Screen | None = None,
+    chain_name: str = "",
+    min_phash_energy: int = copyright.CopyrightParams.min_phash_energy,
 ) -> PreparedUpload:
     """The whole pipeline for one file (module doc); writes the watermarked copy.
 
@@ -300,7 +306,9 @@ def prepare_file(
     The copy goes to `out` (overwritten if it exists: the caller chose it) or next to the file
     (<name>.imagechain.png/.jpg), which must not exist yet: it may be the published copy of an
     earlier registration. `preflight(sha256)` runs right after hashing, before the slow steps;
-    `upload.register_image` uses it to stop at once when the chain already has this exact file.
+    `upload.register_image` uses it to stop at once when the chain already has this exact file;
+    `screen(rgb, format_code, is_raw)` right after decoding. The original's EXIF and ICC profile
+    go into the copy, with the claim (`chain_name`, module doc).
     """
     source = Path(path)
     if not source.is_file():
@@ -335,10 +343,13 @@ def prepare_file(
     after = source.stat()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         raise PodError(f"{source} changed while it was being read; try again")
+    if screen is not None:
+        screen(rgb, format_code, is_raw)
     jpeg = target.suffix.lower() in (".jpg", ".jpeg") if out is not None else format_code == JPEG_CODE
     return prepare_image(
         rgb, genesis_hash=genesis_hash, uploader=uploader, sha256=sha256, format_code=format_code, is_raw=is_raw,
-        title=title, creator=creator, description=description, out=target, jpeg_output=jpeg,
+        title=title, creator=creator, description=description, out=target, jpeg_output=jpeg, chain_name=chain_name,
+        source_metadata=read_source_metadata(source), min_phash_energy=min_phash_energy,
     )  # fmt: skip
 
 

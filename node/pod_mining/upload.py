@@ -2,8 +2,11 @@
 
 `register_image(client, signer, path, ...)` asks the node for the genesis hash (the watermark
 key and payload depend on it), runs `pipeline.prepare_file` with a preflight that stops at once
-when the chain already has this exact file, then signs and submits `copyright.register` through
-`node.client.transactions` and reads what the chain made of it from the events. The pipeline
+when the chain already has this exact file and a screen that stops, before the slow steps, an
+image the chain would refuse (flat at the pHash's scale; a near-duplicate of a registration it
+can be no version of), then signs it, asks the node's dry run, submits `copyright.register`
+through `node.client.transactions` and reads what the chain made of it from the events. A
+predicted refusal costs nothing: nothing is sent. The pipeline
 itself never talks to a node; the client knows nothing of images.
 """
 
@@ -14,14 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from node.client.rpc import RpcClient
-from node.client.transactions import DEFAULT_INCLUSION_TIMEOUT_S, CallFailed, CallOutcome, submit_call
+from node.client.transactions import (
+    DEFAULT_INCLUSION_TIMEOUT_S,
+    CallFailed,
+    CallOutcome,
+    CallRefused,
+    WouldFail,
+    submit_call,
+)
 from node.client.transport import RpcClientError
 from node.keys import Keypair, encode_address
 from node.pod_mining.pipeline import PodError, PreparedUpload, Progress, prepare_file, register_call
 from node.runtime import copyright, pod
+from node.units import format_img
 
-__all__ = ["RegistrationOutcome", "RegistrationRejected", "register_image", "submit_registration"]
+__all__ = ["RegistrationOutcome", "RegistrationRejected", "check_registrable", "register_image", "submit_registration"]
 
 _REJECTIONS = {
     "copyright.DuplicateSha256": "this exact file is already registered as registration #{0}",
@@ -34,14 +47,27 @@ _REJECTIONS = {
 }
 
 
-class RegistrationRejected(CallFailed):
-    """The chain refused a registration by its ownership rules; `registration_id` is the image it
-    collided with (None for errors that name none)."""
+class RegistrationRejected(CallRefused):
+    """The chain refuses (or, asked first, would refuse) a registration by its ownership rules;
+    `registration_id` is the image it collided with (None for errors that name none). `outcome`
+    is the failed extrinsic's when it was sent (its fee paid), None when it was not."""
 
-    def __init__(self, outcome: CallOutcome, error: str, detail: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, error: str, detail: tuple[Any, ...] = (), outcome: CallOutcome | None = None, fee: int | None = None
+    ) -> None:
         template = _REJECTIONS.get(error)
         reason = template.format(*detail) if template and len(detail) >= template.count("{") else error
-        super().__init__(outcome, error, detail, f"registration rejected: {reason} ({error})")
+        fee = outcome.fee if outcome is not None else fee
+        if outcome is not None:
+            where = f"failed in block {outcome.block}" + (f"; fee paid: {format_img(fee)} IMG" if fee is not None else "")
+        else:
+            where = "not sent, nothing paid"
+        super().__init__(error, detail, fee, f"registration rejected: {reason} ({error}); {where}")
+        self.outcome = outcome
+
+    @property
+    def sent(self) -> bool:  # type: ignore[override]
+        return self.outcome is not None
 
     @property
     def registration_id(self) -> int | None:
@@ -66,6 +92,19 @@ class RegistrationOutcome:
     @property
     def watermarked(self) -> Path | None:
         return self.upload.watermarked
+
+    def not_rewarded_reason(self, params: pod.PodParams) -> str | None:
+        """Why no reward, with the threshold the upload missed ("TooSmall: 720x477 < 1024x576")."""
+        reason = self.not_rewarded
+        if reason == "TooSmall":
+            width, height = self.upload.width, self.upload.height
+            return f"TooSmall: {width}x{height} < {params.min_long_edge}x{params.min_short_edge} (long x short edge)"
+        if reason == "TooLittleDetail":
+            detail = pod.detail_of(self.upload.rendition)
+            return f"TooLittleDetail: detail {detail} < {params.min_detail}"
+        if reason == "DailyLimit":
+            return f"DailyLimit: {params.daily_limit} rewards a day per account"
+        return reason
 
     @classmethod
     def from_outcome(cls, outcome: CallOutcome, upload: PreparedUpload) -> RegistrationOutcome:
@@ -105,6 +144,7 @@ def register_image(
     wait: bool = True,
     tip: int = 0,
     timeout: float = DEFAULT_INCLUSION_TIMEOUT_S,
+    force: bool = False,
 ) -> RegistrationOutcome:
     """Run the PoD pipeline on a file, submit the registration, and with `wait` report what the
     chain made of it.
@@ -126,11 +166,52 @@ def register_image(
                 existing.id,
             )
 
+    params = client.copyright_params()
+
+    def screen(rgb: np.ndarray, format_code: int, is_raw: bool) -> None:
+        """Before watermarking: a flat image is refused by every validator, and a near-duplicate that
+        can be no version (not more pixels, not a RAW takeover) fails on chain and pays its fee."""
+        check_registrable(client, params, rgb, is_raw, force=force)
+
     upload = prepare_file(
         path, genesis_hash=client.genesis_hash(), uploader=signer.account_id, title=title, creator=creator,
-        description=description, raw=raw, out=out, progress=progress, preflight=preflight,
+        description=description, raw=raw, out=out, progress=progress, preflight=preflight, screen=screen,
+        chain_name=client.chain_name(), min_phash_energy=params.min_phash_energy,
     )  # fmt: skip
-    return submit_registration(client, signer, upload, wait=wait, tip=tip, timeout=timeout)
+    return submit_registration(client, signer, upload, wait=wait, tip=tip, timeout=timeout, force=force)
+
+
+def check_registrable(
+    client: RpcClient, params: copyright.CopyrightParams, rgb: np.ndarray, is_raw: bool, *, force: bool = False
+) -> None:
+    """Raise PodError for an image without structure at the pHash's scale, and (unless `force`)
+    `RegistrationRejected` for a near-duplicate of a registration it could not become a version
+    of. Judged on the original's pixels: the watermark moves the pHash by a bit or two at most,
+    and the node's dry run judges the marked copy before it is sent."""
+    from node.imaging.phash import low_frequency_energy, phash_from_rendition
+    from node.imaging.rendition import verification_rendition
+
+    rendition = verification_rendition(rgb)
+    energy = low_frequency_energy(rendition)
+    if energy < params.min_phash_energy:
+        raise PodError(
+            f"the image is flat at the pHash's scale (structure {energy:,} < {params.min_phash_energy:,}, the "
+            "chain's min_phash_energy): a flat image matches every other flat image, so validators refuse it"
+        )
+    if force:
+        return
+    found = client.search_similar(phash_from_rendition(rendition), params.phash_radius)
+    if not found:
+        return
+    registration_id, distance = found[0]
+    registration = client.get_registration(registration_id)
+    if registration is None:
+        return
+    pixels = rgb.shape[0] * rgb.shape[1]
+    highest = registration.highest.pixels
+    if pixels > highest or (is_raw and pixels >= highest):
+        return  # a new version (or a RAW takeover): the chain takes it
+    raise RegistrationRejected("copyright.NearDuplicate", (registration_id, distance))
 
 
 def submit_registration(
@@ -141,10 +222,16 @@ def submit_registration(
     wait: bool = True,
     tip: int = 0,
     timeout: float = DEFAULT_INCLUSION_TIMEOUT_S,
+    force: bool = False,
 ) -> RegistrationOutcome:
-    """Submit a prepared upload (`pipeline.prepare_file` / `prepare_image`)."""
+    """Submit a prepared upload (`pipeline.prepare_file` / `prepare_image`), after the node's dry
+    run unless `force`."""
     try:
-        outcome = submit_call(client, signer, register_call(upload), tip=tip, wait=wait, timeout=timeout)
+        outcome = submit_call(
+            client, signer, register_call(upload), tip=tip, wait=wait, timeout=timeout, force=force
+        )
+    except WouldFail as exc:
+        raise RegistrationRejected(exc.error, exc.detail, fee=exc.fee) from None
     except CallFailed as exc:
-        raise RegistrationRejected(exc.outcome, exc.error, exc.detail) from None
+        raise RegistrationRejected(exc.error, exc.detail, exc.outcome) from None
     return RegistrationOutcome.from_outcome(outcome, upload)

@@ -1,9 +1,10 @@
 """JSON of the runtime's records, events and metadata, as every method returns them.
 
-Accounts are SS58 addresses; hashes, pHashes and payloads 0x hex; amounts both ways: a decimal
-string in IMG ("12.5") and the raw integer in base units ("...Raw", a JSON integer that may
-exceed 2**53: parse it with a big-integer JSON reader). Timestamps are milliseconds since the
-Unix epoch. The typed client reads these shapes back (`node.client.results`).
+Accounts are addresses (`system_properties` describes their format); hashes, pHashes and
+payloads 0x hex; amounts both ways, both strings: in IMG ("12.5") and in base units ("...Raw",
+"12500000000000000000"). Amounts are u128, and a JSON number above 2**53 is rounded by
+JavaScript's JSON.parse, so no amount is ever a JSON number. Timestamps are milliseconds since
+the Unix epoch. The typed client reads these shapes back (`node.client.results`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from node.runtime.executive import DecodedEvent, Runtime
 from node.runtime.support import AccountId, Balance, FieldSpec, StateGet, StorageMap, StorageValue
 from node.units import format_img
 
-__all__ = ["event_json", "licence_json", "metadata_json", "offer_json", "registration_json", "version_json"]
+__all__ = ["amount_json", "event_json", "licence_json", "metadata_json", "offer_json", "registration_json", "version_json"]
+
+
+def amount_json(name: str, value: int) -> dict[str, str]:
+    """`{name: "12.5", nameRaw: "12500000000000000000"}`: an amount in IMG and in base units."""
+    return {name: format_img(value), name + "Raw": str(value)}
 
 
 def version_json(index: int, version: copyright.Version) -> dict[str, Any]:
@@ -72,9 +78,9 @@ def offer_json(offer: licensing.Offer, params: licensing.LicensingParams) -> dic
         "seller": encode_address(offer.seller),
         "kind": licensing.KIND_NAMES.get(offer.kind, str(offer.kind)),
         "price": format_img(offer.price),
-        "priceRaw": offer.price,
+        "priceRaw": str(offer.price),
         "fee": format_img(fee),  # burned, paid by the buyer on top of the price
-        "feeRaw": fee,
+        "feeRaw": str(fee),
         "maxResolution": offer.max_resolution,
         "use": offer.use,
         "territory": offer.territory,
@@ -94,9 +100,9 @@ def licence_json(licence: licensing.Licence, now_ms: int) -> dict[str, Any]:
         "licensor": encode_address(licence.licensor),
         "kind": licensing.KIND_NAMES.get(licence.kind, str(licence.kind)),
         "price": format_img(licence.price),
-        "priceRaw": licence.price,
+        "priceRaw": str(licence.price),
         "fee": format_img(licence.fee),
-        "feeRaw": licence.fee,
+        "feeRaw": str(licence.fee),
         "maxResolution": licence.max_resolution,
         "use": licence.use,
         "territory": licence.territory,
@@ -120,7 +126,7 @@ def _value_json(spec: FieldSpec, value: Any, out: dict[str, Any], name: str) -> 
         out[name] = encode_address(value) if len(value) == 32 else to_hex(value)
     elif spec.type is Balance:
         out[name] = format_img(value)
-        out[name + "Raw"] = value
+        out[name + "Raw"] = str(value)
     elif isinstance(value, bytes):
         out[name] = to_hex(value)
     else:

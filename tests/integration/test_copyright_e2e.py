@@ -182,8 +182,8 @@ def test_register_verify_version_takeover_reject_and_license(
     bought = cli(license_group, "buy", offer_id, "--from", "//Bob", "--url", url)
     assert bought.exit_code == 0, bought.output
     receipt = fields(bought.output)
-    assert (receipt["price"], receipt["fee"]) == ("25 IMG", "0.025 IMG (burned)")
-    block = bytes.fromhex(receipt["block"][2:])
+    assert (receipt["price"], receipt["licence fee"]) == ("25 IMG", "0.025 IMG (burned)")
+    block = bytes.fromhex(receipt["block"].split(" 0x")[1])
     parent = client.header(block).parent_hash
 
     def issuance(at: bytes) -> int:  # state_getStorage of balances:total_issuance

@@ -100,8 +100,9 @@ async def test_transfer_waits_for_inclusion(server: Server, auto_author: None) -
     def body() -> None:
         with RpcClient(server.url) as client:
             before = client.account(CHARLIE.account_id).free
-            ext_hash, block_hash = transfer(client, ALICE, CHARLIE.account_id, 12 * IMG + IMG // 2, tip=3)
-            assert block_hash is not None
+            outcome = transfer(client, ALICE, CHARLIE.account_id, 12 * IMG + IMG // 2, tip=3)
+            ext_hash, block_hash = outcome.ext_hash, outcome.block_hash
+            assert block_hash is not None and outcome.block_number == client.header(block_hash).number
             block = client.block(block_hash)
             assert ext_hash in [extrinsic_hash(x) for x in block.extrinsics]
             included = Extrinsic.decode(next(x for x in block.extrinsics if extrinsic_hash(x) == ext_hash))
@@ -111,7 +112,7 @@ async def test_transfer_waits_for_inclusion(server: Server, auto_author: None) -
             assert included.extra.mortality.period == 64
             assert client.account(CHARLIE.account_id).free == before + 12 * IMG + IMG // 2
             # the next transfer takes the next nonce by itself
-            second, _ = transfer(client, ALICE, CHARLIE.account_id, IMG, mortal_period=16)
+            second = transfer(client, ALICE, CHARLIE.account_id, IMG, mortal_period=16).ext_hash
             assert client.account(ALICE.account_id).nonce == 2
             assert second != ext_hash
 
@@ -121,8 +122,9 @@ async def test_transfer_waits_for_inclusion(server: Server, auto_author: None) -
 async def test_transfer_without_waiting(server: Server) -> None:
     def body() -> None:
         with RpcClient(server.url) as client:
-            ext_hash, block_hash = transfer(client, ALICE, BOB.account_id, IMG, wait=False)
-            assert block_hash is None
+            outcome = transfer(client, ALICE, BOB.account_id, IMG, wait=False)
+            ext_hash = outcome.ext_hash
+            assert outcome.block_hash is None
             assert [extrinsic_hash(x) for x in client.pending()] == [ext_hash]
 
     await in_thread(body)

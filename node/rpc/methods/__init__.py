@@ -4,6 +4,9 @@ Each method is a small `async def` taking the `CallContext` and typed parameters
 its family's `METHODS` table:
 
 * `substrate` -- system_*, chain_*, state_*, author_*: Substrate's names and JSON shapes.
+* `payment`   -- payment_queryInfo and system_dryRun: a transaction's fee and outcome, asked before
+                 it is sent (the wallet's preflight).
+* `balances`  -- balances_account: free, reserved, frozen, transferable and the vesting schedule.
 * `network`   -- network_*: operator methods (peer blocking), served only with unsafe methods on.
 * `copyright`, `licensing`, `emission` -- the domain's reads, and `copyright_verifyImage`.
 * `discovery` -- rpc_methods and rpc.discover, built over the joined table.
@@ -18,12 +21,12 @@ in `FAMILIES`.
 from types import ModuleType
 
 from node.rpc.jsonrpc import MethodTable
-from node.rpc.methods import copyright, emission, licensing, network, substrate
+from node.rpc.methods import balances, copyright, emission, licensing, network, payment, substrate
 from node.rpc.methods.discovery import describing
 
 __all__ = ["FAMILIES", "TABLE"]
 
-FAMILIES: tuple[ModuleType, ...] = (substrate, network, copyright, licensing, emission)
+FAMILIES: tuple[ModuleType, ...] = (substrate, payment, balances, network, copyright, licensing, emission)
 
 
 def _joined(families: tuple[ModuleType, ...]) -> MethodTable:

@@ -18,7 +18,7 @@ from node.codec import U64_MAX
 from node.rpc.encoding import from_hex, to_hex
 from node.rpc.errors import invalid_params
 from node.rpc.jsonrpc import JSON, CallContext, MethodTable, ParamType
-from node.rpc.matches import rank_matches
+from node.rpc.matches import analyse_query, nearest, rank_matches
 from node.rpc.params import HASH_SCHEMA, AccountId, Count, Hash, RegistrationId, page_size
 from node.rpc.render import offer_json, registration_json
 from node.rpc.state_at import block_at, read_state
@@ -164,8 +164,8 @@ async def copyright_searchSimilar(
     "copyright_verifyImage",
     result={
         "type": "object",
-        "description": "{width, height, phash, watermark, watermarks, matches: [{kind: exact|similar, "
-        "distance, version, registration, offers}]}",
+        "description": "{width, height, phash, phashEnergy, minPhashEnergy, radius, nearest: {id, distance} | "
+        "null, watermark, watermarks, matches: [{kind: exact|similar, distance, version, registration, offers}]}",
     },
     off_loop=True,
 )
@@ -182,25 +182,37 @@ async def copyright_verifyImage(ctx: CallContext, image: ImageData, at: Hash | N
     the earliest registered first. Then the pHash: registrations within the chain's radius
     (`kind: "similar"`, nearest first, at most 20). Each match has its distance, the version
     it is closest to, the registration (owner, block, versions) and its open licence offers.
+
+    A copy whose pHash has no structure (`phashEnergy` below the chain's `minPhashEnergy`: a
+    flat image) is matched by its watermark only, never by its pHash. `nearest` is the nearest
+    registration within 16 bits (the index's reach) even past `radius`, so a "no match" can say
+    how far it was; null for a flat copy.
     """
-    from node.pod_mining.verify import ImageDecodeError, analyse_image_bytes
+    from node.pod_mining.verify import ImageDecodeError
 
     jobs = ctx.image_jobs
     assert jobs is not None, "the server gives every call its image jobs"
     block_hash = block_at(ctx, at)
     key = copyright.watermark_key_for(ctx.node.genesis_hash)
     try:
-        facts = await jobs.run(analyse_image_bytes, image, key, jobs.max_pixels)
+        query = await jobs.run(analyse_query, image, key, jobs.max_pixels)
     except ImageDecodeError as exc:
         raise invalid_params(f"image: {exc}") from None
+    facts = query.image
 
     def read(get: StateGet) -> JSON:
         licence_params = licensing.read_params(get)
-        matches = rank_matches(get, facts.payloads, facts.phash, MAX_VERIFY_SIMILAR)
+        params = copyright.read_params(get)
+        matches = rank_matches(get, facts.payloads, facts.phash, MAX_VERIFY_SIMILAR, query.energy)
+        near = nearest(get, facts.phash, query.energy)
         return {
             "width": facts.width,
             "height": facts.height,
             "phash": f"0x{facts.phash:016x}",
+            "phashEnergy": query.energy,
+            "minPhashEnergy": params.min_phash_energy,
+            "radius": params.phash_radius,
+            "nearest": None if near is None else {"id": near[0], "distance": near[1]},
             "watermark": None if facts.payload is None else to_hex(facts.payload),
             "watermarks": [to_hex(p) for p in facts.payloads],
             "matches": [

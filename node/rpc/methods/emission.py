@@ -24,7 +24,7 @@ def _fraction(numerator: int, denominator: int) -> str:
     "emission_status",
     result={
         "type": ["object", "null"],
-        "description": "generated, rate, remaining, nextReward, cap (IMG strings and ...Raw integers); "
+        "description": "generated, rate, remaining, nextReward, cap (IMG and ...Raw base units, both strings); "
         "null without mining rewards",
     },
 )
@@ -38,16 +38,16 @@ async def emission_status(ctx: CallContext, at: Hash | None = None) -> JSON:
             return None
         return {
             "generated": format_img(status.generated),
-            "generatedRaw": status.generated,
+            "generatedRaw": str(status.generated),
             "rate": _fraction(status.rate_numerator, status.rate_denominator),
             "rateNumerator": status.rate_numerator,
             "rateDenominator": status.rate_denominator,
             "remaining": format_img(status.remaining),
-            "remainingRaw": status.remaining,
+            "remainingRaw": str(status.remaining),
             "nextReward": format_img(status.next_reward),
-            "nextRewardRaw": status.next_reward,
+            "nextRewardRaw": str(status.next_reward),
             "cap": format_img(params.cap),
-            "capRaw": params.cap,
+            "capRaw": str(params.cap),
         }
 
     return read_state(ctx, at, read)

@@ -29,10 +29,10 @@ async def licensing_offers(ctx: CallContext, id: RegistrationId, at: Hash | None
 
 
 @METHODS.method(
-    "licensing_licensesOf",
+    "licensing_licencesOf",
     result={"type": "array", "description": "licences bought, in purchase order, with `active` at the block"},
 )
-async def licensing_licensesOf(
+async def licensing_licencesOf(
     ctx: CallContext,
     account: AccountId,
     start: Count | None = None,
@@ -50,3 +50,15 @@ async def licensing_licensesOf(
         ]
 
     return read_state(ctx, at, read)
+
+
+@METHODS.method("licensing_licensesOf", result={"type": "array", "description": "as licensing_licencesOf"})
+async def licensing_licensesOf(
+    ctx: CallContext,
+    account: AccountId,
+    start: Count | None = None,
+    limit: Count | None = None,
+    at: Hash | None = None,
+) -> JSON:
+    """The former spelling of `licensing_licencesOf`, answered the same for existing clients."""
+    return await licensing_licencesOf(ctx, account, start, limit, at)

@@ -34,6 +34,14 @@ MAX_PROOF_KEYS = 1000
 MAX_BLOCK_NUMBERS = 1000
 MAX_SUBSCRIPTION_ID_LEN = 64
 
+# What `system_properties` says of addresses (`node.keys.encode_address`): not SS58.
+ADDRESS_FORMAT = {
+    "name": "imagechain-base58check",
+    "prefix": NETWORK_PREFIX,
+    "layout": "base58(prefix (1 byte) || account id (32 bytes) || checksum (4 bytes)), Bitcoin's alphabet",
+    "checksum": 'blake2b-512("IMGADDR" || prefix || account id), first 4 bytes',
+}
+
 # Watch statuses after which a transaction's story is over (Substrate closes the subscription).
 FINAL_TX_STATUSES = frozenset({"finalized", "dropped", "invalid", "usurped", "finalityTimeout"})
 
@@ -152,16 +160,23 @@ async def system_chainType(ctx: CallContext) -> JSON:
     return known.get(kind.lower(), {"Custom": kind})
 
 
-@METHODS.method("system_properties", result={"type": "object"})
+@METHODS.method(
+    "system_properties",
+    result={"type": "object", "description": "{tokenSymbol, tokenDecimals, addressFormat: {name, prefix, layout, checksum}}"},
+)
 async def system_properties(ctx: CallContext) -> JSON:
-    """Token symbol and decimals and the address format, so wallets can display amounts and addresses."""
+    """Token symbol and decimals and the address format, so wallets can display amounts and addresses.
+
+    No `ss58Format`: addresses are not SS58 (whose checksum is 2 bytes of blake2b-512 over
+    "SS58PRE"), and a Substrate wallet told they were would reject every one of them. They are
+    imagechain's own base58check, described in `addressFormat` (`node.keys.encode_address`)."""
     token = (
         ctx.node.spec.raw.get("token", {}) if isinstance(getattr(ctx.node.spec, "raw", None), dict) else {}
     )
     return {
         "tokenSymbol": token.get("symbol", "IMG"),
         "tokenDecimals": int(token.get("decimals", DECIMALS)),
-        "ss58Format": NETWORK_PREFIX,
+        "addressFormat": ADDRESS_FORMAT,
     }
 
 
