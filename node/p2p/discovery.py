@@ -14,6 +14,13 @@ own per-peer backoff (py-libp2p's auto-connector is off, see `node.p2p.host`):
 
 The DHT does not add peers we are already connected to (see LIBP2P-NOTES.md), so every admitted
 peer is added to its routing table here.
+
+Provider records (the image store's "who holds blob X", `node.storage.service`) use the same DHT:
+`provide`, `stop_providing` and `find_providers`, keyed by multihash as IPFS keys them. Two
+py-libp2p 0.8.1 behaviours are worked around there: its `find_providers` answers from the local
+record store alone whenever that holds any record (so a node that provides a blob itself never
+looks further), and its 22-hour republish sends every key at once, past the receivers' rate limit
+of 10 ADD_PROVIDER per 10 s per sender (the blob service republishes on its own, paced).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import multiaddr
 import trio
 from libp2p.abc import IHost
 from libp2p.kad_dht import KadDHT
+from libp2p.kad_dht.common import ALPHA, QUERY_TIMEOUT
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo as Libp2pPeerInfo
 from libp2p.peer.peerstore import PERMANENT_ADDR_TTL
@@ -44,6 +52,8 @@ _REDIAL_BACKOFF_MAX = 30.0
 _SHORT_LIVED = 10.0
 _DHT_REFRESH_INTERVAL = 30.0
 _DHT_REFRESH_TIMEOUT = 15.0
+# How long addresses learnt from a provider record stay in the peerstore (Kubo keeps them ~30 min).
+_PROVIDER_ADDR_TTL = 30 * 60
 
 
 @dataclass
@@ -289,3 +299,83 @@ class Discovery:
                 self._dht.routing_table.remove_peer(ID.from_base58(peer_id))
             except Exception:
                 pass
+
+    # ----------------------------------------------------------------- provider records
+
+    async def provide(self, key: bytes) -> bool:
+        """Announce that we hold `key` (a multihash): a local record, then ADD_PROVIDER to the
+        closest peers. True if at least one peer took it. The key is left out of py-libp2p's own
+        republish list (see the module doc: the caller republishes, paced)."""
+        if self._dht is None:
+            return False
+        store = self._dht.provider_store
+        try:
+            return await store.provide(key)
+        except Exception:
+            log.debug("providing %s failed", key.hex(), exc_info=True)
+            return False
+        finally:
+            store.providing_keys.discard(key)
+
+    def stop_providing(self, key: bytes) -> None:
+        """Forget our own record of `key` (the blob is gone); records sent to peers expire (48 h)."""
+        if self._dht is None:
+            return
+        store = self._dht.provider_store
+        store.providing_keys.discard(key)
+        records = store.providers.get(key)
+        if records is not None:
+            records.pop(str(self._dht.local_peer_id), None)
+            if not records:
+                del store.providers[key]
+
+    async def find_providers(self, key: bytes, count: int = 20, timeout: float = 10.0) -> list[str]:
+        """Peers with a provider record for `key`: the local records and those of the closest
+        peers found by a network lookup (one GET_PROVIDERS each), deduplicated, ourselves left
+        out. Their addresses go to the peerstore so that a request can dial them. Records
+        outlive what they announce: the caller checks who really answers."""
+        dht, host = self._dht, self._host
+        if dht is None or host is None:
+            return []
+        store = dht.provider_store
+        found: dict[str, list[multiaddr.Multiaddr]] = {}
+
+        def note(infos: list[Libp2pPeerInfo]) -> None:
+            for info in infos:
+                peer = info.peer_id.to_base58()
+                if peer != self._local_peer_id and len(found) < count:
+                    found.setdefault(peer, []).extend(info.addrs)
+
+        note(store.get_providers(key))
+        with trio.move_on_after(timeout):
+            try:
+                closest = await dht.peer_routing.find_closest_peers_network(key)
+            except Exception:
+                log.debug("closest-peer lookup for %s failed", key.hex(), exc_info=True)
+                closest = []
+            limiter = trio.CapacityLimiter(ALPHA)
+
+            async def ask(peer: ID) -> None:
+                async with limiter:
+                    with trio.move_on_after(min(QUERY_TIMEOUT, timeout)):
+                        try:
+                            # py-libp2p 0.8.1's one GET_PROVIDERS exchange (its public
+                            # find_providers stops at local records; module doc)
+                            providers, _ = await store._get_providers_from_peer_with_closers(peer, key)
+                        except Exception:
+                            return
+                        note(providers)
+
+            async with trio.open_nursery() as nursery:
+                for peer in closest:
+                    if peer != dht.local_peer_id:
+                        nursery.start_soon(ask, peer)
+        peerstore = host.get_peerstore()
+        for peer, addrs in found.items():
+            plain = sorted({multiaddr.Multiaddr(str(a).split("/p2p/", 1)[0]) for a in addrs}, key=str)
+            if plain:
+                try:
+                    peerstore.add_addrs(ID.from_base58(peer), plain, _PROVIDER_ADDR_TTL)
+                except Exception:
+                    log.debug("bad provider addresses for %s", peer, exc_info=True)
+        return list(found)

@@ -6,6 +6,7 @@ its family's `METHODS` table:
 * `substrate` -- system_*, chain_*, state_*, author_*: Substrate's names and JSON shapes.
 * `network`   -- network_*: operator methods (peer blocking), served only with unsafe methods on.
 * `copyright`, `licensing`, `emission` -- the domain's reads, and `copyright_verifyImage`.
+* `storage`   -- storage_*: the image store (a blob's record, holders and providers; the store's stats).
 * `discovery` -- rpc_methods and rpc.discover, built over the joined table.
 
 Shared pieces live beside the families: parameter types in `node.rpc.params`, JSON of the
@@ -18,12 +19,12 @@ in `FAMILIES`.
 from types import ModuleType
 
 from node.rpc.jsonrpc import MethodTable
-from node.rpc.methods import copyright, emission, licensing, network, substrate
+from node.rpc.methods import copyright, emission, licensing, network, storage, substrate
 from node.rpc.methods.discovery import describing
 
 __all__ = ["FAMILIES", "TABLE"]
 
-FAMILIES: tuple[ModuleType, ...] = (substrate, network, copyright, licensing, emission)
+FAMILIES: tuple[ModuleType, ...] = (substrate, network, copyright, licensing, emission, storage)
 
 
 def _joined(families: tuple[ModuleType, ...]) -> MethodTable:
