@@ -320,7 +320,7 @@ class Network:
         """Announce in the Kademlia DHT that this node holds `key` (a multihash; see
         `Discovery.provide`). False without a DHT or when no peer took the record."""
         self._require_host()
-        return await self._discovery.provide(key)
+        return await self._discovery.provide(key) > 0
 
     def stop_providing(self, key: bytes) -> None:
         self._discovery.stop_providing(key)

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from node.codec import U64_MAX, DecodeError, blake2b_256
 from node.rpc.errors import RpcError
@@ -223,6 +224,19 @@ def find_rendition(extrinsic: bytes, sha256: bytes) -> bytes | None:
     return None
 
 
+class _Sent:
+    """An answer that calls `done` once it has been sent, or has failed to be."""
+
+    def __init__(self, response: Response, done: Callable[[], None]) -> None:
+        self.response, self.done = response, done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.done()
+
+
 class _BytesLru:
     """Bytes values, least recently used dropped past `limit` bytes in all."""
 
@@ -292,18 +306,22 @@ def gateway_routes(node: RpcNode, state: ServerState) -> list[Route]:
             if reason is not None:
                 state.limits_log.refused("connection", client, reason)
                 return _error(429, reason, {"Retry-After": "1"})
-            with state.gate.hold(ip):
-                try:
-                    if state.http_rates is not None:
-                        await state.http_rates.of(ip).admit()
-                    return await handler(request)
-                except GatewayError as exc:
-                    return _error(exc.status, exc.message, exc.headers)
-                except RpcError as exc:  # the rate limit
-                    state.limits_log.refused("gateway (rate limit)", client, str(exc.data))
-                    return _error(429, str(exc.data or exc.message), {"Retry-After": "1"})
-                except ClientDisconnect:
-                    return Response(status_code=400)
+            state.gate.enter(ip)  # left once the answer is sent (a large blob streams a while)
+            try:
+                if state.http_rates is not None:
+                    await state.http_rates.of(ip).admit()
+                response = await handler(request)
+            except GatewayError as exc:
+                response = _error(exc.status, exc.message, exc.headers)
+            except RpcError as exc:  # the rate limit
+                state.limits_log.refused("gateway (rate limit)", client, str(exc.data))
+                response = _error(429, str(exc.data or exc.message), {"Retry-After": "1"})
+            except ClientDisconnect:
+                response = Response(status_code=400)
+            except BaseException:
+                state.gate.leave(ip)
+                raise
+            return _Sent(response, lambda: state.gate.leave(ip))  # type: ignore[return-value]
 
         return endpoint
 

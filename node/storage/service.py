@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 import trio
 
 from node.codec import DecodeError
-from node.p2p.api import RequestFailed
+from node.p2p.api import NetworkError
 from node.primitives.merkle import verify_inclusion
 from node.runtime import copyright, storage
 from node.runtime.support import StateGet
@@ -84,7 +84,8 @@ MULTIHASH_BLAKE2B_256 = bytes([0xA0, 0xE4, 0x02, 0x20])
 SEGMENTS_IN_FLIGHT = 4  # segment requests at once to one provider (fills Yamux's 256 KiB window)
 REQUEST_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 5.0  # an INFO probe of a provider, when counting live storers
-FIND_TIMEOUT_S = 10.0
+UNRESPONSIVE_S = 30.0  # a provider whose probe failed counts as not live this long without asking
+FIND_TIMEOUT_S = 5.0
 FALLBACK_PEERS = 8  # connected peers asked when the DHT knows no (live) provider
 DEMAND_FETCHES = 4  # fetches for the gateway and RPC at once; the replication worker is apart
 LOOKUPS_AT_ONCE = 4  # provider lookups (DHT + probes) at once: RPC callers wait their turn
@@ -258,6 +259,7 @@ class BlobService:
         self._scanned_to = copyright.FIRST_ID  # registrations below this id have been looked at
         self._check_cursor = 0
         self._providers: dict[bytes, tuple[float, list[ProviderView]]] = {}
+        self._unresponsive: dict[str, float] = {}  # peers whose probe failed, until when not to ask
 
     def close(self) -> None:
         self.store.close()
@@ -376,6 +378,14 @@ class BlobService:
             done.set()
 
     async def _fetch(self, root: bytes, why: str) -> bool:
+        """`_try_providers`, and a bug in it is a log line, not the end of the service."""
+        try:
+            return await self._try_providers(root, why)
+        except Exception:
+            log.exception("fetching blob %s failed", short_root(root))
+            return False
+
+    async def _try_providers(self, root: bytes, why: str) -> bool:
         """Try the providers one after the other until the blob is whole."""
         network = self.network
         if network is None or self.store.has(root):
@@ -415,8 +425,9 @@ class BlobService:
             log.debug("provider lookup for %s failed", short_root(root), exc_info=True)
             found = []
         connected = [p.peer_id for p in network.peers() if p.peer_id not in found]
-        ordered = [*found, *connected[:FALLBACK_PEERS]]
-        return [peer for peer in dict.fromkeys(ordered) if peer != network.peer_id]
+        ordered = [peer for peer in dict.fromkeys([*found, *connected[:FALLBACK_PEERS]]) if peer != network.peer_id]
+        now = trio.current_time()
+        return sorted(ordered, key=lambda peer: self._unresponsive.get(peer, -math.inf) > now)  # stable
 
     async def _fetch_from(self, peer: str, root: bytes) -> bool:
         """Fetch what is missing from one provider; True once the blob is whole. A forged or
@@ -424,9 +435,10 @@ class BlobService:
         network = self.network
         assert network is not None
         try:
-            answer = decode_info(await network.request(peer, PROTOCOL, info_request(root), REQUEST_TIMEOUT_S))
-        except RequestFailed as exc:
+            answer = decode_info(await network.request(peer, PROTOCOL, info_request(root), PROBE_TIMEOUT_S))
+        except NetworkError as exc:
             log.debug("INFO %s from %s failed: %s", short_root(root), peer, exc)
+            self._unresponsive[peer] = trio.current_time() + UNRESPONSIVE_S
             return False
         except DecodeError as exc:
             self._forged(peer, f"malformed INFO answer for blob {short_root(root)}: {exc}")
@@ -458,7 +470,7 @@ class BlobService:
             nonlocal done, logged
             try:
                 body = await network.request(peer, PROTOCOL, segment_request(root, index), REQUEST_TIMEOUT_S)
-            except RequestFailed as exc:
+            except NetworkError as exc:
                 raise _Gone(str(exc)) from None
             try:
                 segment = decode_segment(body)
@@ -518,15 +530,22 @@ class BlobService:
         cached = self._providers.get(root)
         if use_cache and cached is not None and trio.current_time() - cached[0] < PROVIDERS_CACHE_S:
             return cached[1]
-        async with self._lookup_slots:
-            peers = await network.find_providers(provider_key(root), 20, FIND_TIMEOUT_S)
+        try:
+            async with self._lookup_slots:
+                peers = await network.find_providers(provider_key(root), 20, FIND_TIMEOUT_S)
+        except NetworkError:  # the network stopped
+            return []
         views: dict[str, ProviderView] = {}
 
         async def probe(peer: str) -> None:
-            try:
-                answer = decode_info(await network.request(peer, PROTOCOL, info_request(root), PROBE_TIMEOUT_S))
-            except (RequestFailed, DecodeError):
-                answer = None
+            answer = None
+            if self._unresponsive.get(peer, -math.inf) < trio.current_time():
+                try:
+                    answer = decode_info(await network.request(peer, PROTOCOL, info_request(root), PROBE_TIMEOUT_S))
+                except NetworkError:
+                    self._unresponsive[peer] = trio.current_time() + UNRESPONSIVE_S
+                except DecodeError:
+                    pass
             views[peer] = ProviderView(peer, answer is not None, answer is not None and answer.keeps)
 
         async with trio.open_nursery() as nursery:
@@ -534,10 +553,12 @@ class BlobService:
                 if peer != network.peer_id:
                     nursery.start_soon(probe, peer)
         result = [views[p] for p in peers if p in views]
-        log.debug("providers of %s: %s", short_root(root), ", ".join(f"{v.peer_id[-6:]}{'+' if v.live else '-'}{'k' if v.keeps else ''}" for v in result))
         self._providers[root] = (trio.current_time(), result)
         if len(self._providers) > 4096:
             self._providers.clear()
+        if len(self._unresponsive) > 4096:
+            now = trio.current_time()
+            self._unresponsive = {p: until for p, until in self._unresponsive.items() if until > now}
         return result
 
     async def live_storers(self, root: bytes) -> int:
@@ -563,7 +584,12 @@ class BlobService:
                 if not self.store.has(root):
                     continue
                 await self._pacer.take()
-                if await network.provide(provider_key(root)):
+                try:
+                    took = await network.provide(provider_key(root))
+                except NetworkError as exc:
+                    log.debug("providing %s failed: %s", short_root(root), exc)
+                    continue
+                if took:
                     self.stats.provided += 1
                 else:
                     log.debug("no peer took the provider record of %s yet", short_root(root))

@@ -128,14 +128,15 @@ async def wait_for_value(
 def _dump_tasks() -> None:  # TEMPORARY debugging aid
     import sys
 
-    def walk(task: trio.lowlevel.Task, depth: int = 0) -> None:
+    def walk(task: trio.lowlevel.Task, depth: int = 0, show: bool = False) -> None:
         frames = [f"{f.f_code.co_filename.split('/')[-1]}:{lineno} {f.f_code.co_name}" for f, lineno in task.iter_await_frames()]
-        text = " <- ".join(frames[-6:])
-        if "service.py" in text or "discovery.py" in text or "reqresp" in text:
-            print("TASK", task.name, "|", text, file=sys.stderr)
+        text = " <- ".join(frames)
+        show = show or "peer_routing" in text or "_storer_loop" in text
+        if show:
+            print("TASK", depth, task.name, "|", text, file=sys.stderr)
         for nursery in task.child_nurseries:
             for child in nursery.child_tasks:
-                walk(child, depth + 1)
+                walk(child, depth + 1, show)
 
     walk(trio.lowlevel.current_root_task())
 

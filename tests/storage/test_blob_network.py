@@ -178,6 +178,9 @@ async def test_storers_keep_a_registered_blob_after_the_uploader_leaves_and_repa
 
     # One storer dies: the standby takes a copy over, and the blob is back at R live storers.
     await keepers[1].stop()
-    await wait_until(lambda: standby.blobs.store.has(root), 30, "the standby's copy")
+    async def standby_has() -> bool:
+        return standby.blobs.store.has(root)
+
+    await wait_for_value(standby_has, True, 60, "the standby's copy")
     assert standby.blobs.stats.repairs == 1 and standby.blobs.keeps(root)
-    await wait_for_value(lambda: keepers[0].blobs.live_storers(root), 3, what="live storers after the repair")
+    await wait_for_value(lambda: keepers[0].blobs.live_storers(root), 3, 40, "live storers after the repair")

@@ -32,7 +32,7 @@ from node.storage.service import BlobConfig
 from node.types import Mortality, SignedExtra
 from tests.rpc.helpers import author
 from tests.runtime.copyright_util import scene
-from tests.storage.blobnet import random_blob
+from tests.storage.blobnet import random_blob, wait_until
 
 BOB = dev_keypair("//Bob")
 MAX_UPLOAD = 3 * SEGMENT_BYTES
@@ -46,8 +46,12 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 
 @pytest.fixture
-async def http(node: Node, nursery: trio.Nursery) -> AsyncIterator[httpx.AsyncClient]:
-    state = ServerState(RpcLimits())
+def state() -> ServerState:
+    return ServerState(RpcLimits())
+
+
+@pytest.fixture
+async def http(node: Node, nursery: trio.Nursery, state: ServerState) -> AsyncIterator[httpx.AsyncClient]:
     port = await nursery.start(lambda task_status: serve_rpc(node, "127.0.0.1", 0, state=state, task_status=task_status))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         yield client
@@ -74,7 +78,7 @@ def register(node: Node, rgb: np.ndarray, tag: str, out: Path | None = None) -> 
     return up.published, up.blobs[0]
 
 
-async def test_upload_and_raw_blob_headers(http: httpx.AsyncClient) -> None:
+async def test_upload_and_raw_blob_headers(http: httpx.AsyncClient, state: ServerState) -> None:
     data = random_blob(SEGMENT_BYTES + 5000, seed=3)
     root = blob_root(data)
     put = await http.put("/blob", content=data)
@@ -115,6 +119,7 @@ async def test_upload_and_raw_blob_headers(http: httpx.AsyncClient) -> None:
     assert_json_error(await http.get("/blob/0x1234"), 400, "not a blob root")
     assert_json_error(await http.get("/blob/" + "zz" * 32), 400, "not a blob root")
     assert_json_error(await http.get(f"/blob/0x{'ab' * 32}"), 404, "not held here")
+    await wait_until(lambda: state.gate.open == 0, what="connection slots given back once answered")
 
 
 async def test_upload_limits(http: httpx.AsyncClient, node: Node) -> None:
