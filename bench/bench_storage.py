@@ -4,7 +4,7 @@ Network section (`--network`, `network_benchmarks`):
 
 * segment transfer over libp2p (Noise + Yamux, `/imagechain/blob/1`) between two processes, as a
   ratio of a raw loopback TCP copy of the same bytes between two processes (goal >= 0.5). Two
-  figures: the requests alone (4 segment requests in flight, answers decoded), and a whole
+  figures: the requests alone (SEGMENTS requests of 8 segments, 3 in flight, answers decoded), and a whole
   `BlobService.fetch` (provider lookup, INFO, every segment checked against the root and written
   to LMDB);
 * the gateway's `GET /img/<id>` of a 1 MB image, requests a second with keep-alive clients in
@@ -109,8 +109,8 @@ async def _libp2p_transfer(addr: str, root: bytes, size: int, base: Path) -> tup
     """(seconds for the segment requests alone, seconds for a whole verified fetch into LMDB)."""
     from node.p2p.config import NetworkConfig
     from node.p2p.network import Network
-    from node.storage.protocol import PROTOCOL, decode_segment, segment_request
-    from node.storage.service import SEGMENTS_IN_FLIGHT, BlobConfig, BlobService
+    from node.storage.protocol import MAX_BATCH, PROTOCOL, decode_segments, segments_request
+    from node.storage.service import REQUESTS_IN_FLIGHT, BlobConfig, BlobService
     from tests.storage.blobnet import BlobHandler
 
     blobs = BlobService(base / "fetcher", BlobConfig(quota_bytes=4 << 30), lambda: (lambda key: None))
@@ -123,21 +123,22 @@ async def _libp2p_transfer(addr: str, root: bytes, size: int, base: Path) -> tup
         await nursery.start(blobs.run)
         peer = await network.connect(addr)
         count = -(-size // SEGMENT_BYTES)
-        await network.request(peer, PROTOCOL, segment_request(root, 0), 30)  # warm the connection
+        await network.request(peer, PROTOCOL, segments_request(root, 0, 1), 30)  # warm the connection
 
-        indexes = iter(range(count))
+        batches = iter(range(0, count, MAX_BATCH))
         received = 0
 
         async def worker() -> None:
             nonlocal received
-            for index in indexes:
-                answer = decode_segment(await network.request(peer, PROTOCOL, segment_request(root, index), 30))
-                assert answer is not None
-                received += len(answer.data)
+            for first in batches:
+                n = min(MAX_BATCH, count - first)
+                answer = decode_segments(await network.request(peer, PROTOCOL, segments_request(root, first, n), 30), first, n)
+                assert answer is not None and len(answer) == n
+                received += sum(len(segment.data) for _, segment in answer)
 
         started = time.perf_counter()
         async with trio.open_nursery() as workers:
-            for _ in range(SEGMENTS_IN_FLIGHT):
+            for _ in range(REQUESTS_IN_FLIGHT):
                 workers.start_soon(worker)
         requests = time.perf_counter() - started
         assert received == size

@@ -8,7 +8,7 @@ The white paper's distributed image host (2.2), over the node's own libp2p netwo
   root's multihash, as IPFS keys them), then connected peers. Every answer is checked against
   the root before it is stored; a peer that sends bytes that do not match is penalised
   (`protocol.PENALTY_FORGED`, one line in the log naming it) and the next provider is tried.
-  Up to `SEGMENTS_IN_FLIGHT` segment requests run at once. A blob is announced in the DHT once
+  Segments are asked 8 at a time (`SEGMENTS`), up to `REQUESTS_IN_FLIGHT` requests at once. A blob is announced in the DHT once
   it is held whole (uploads, fetches, and every held blob at start-up), paced to stay under
   py-libp2p's ADD_PROVIDER rate limit.
 * **Replication** (with a storer account, `BlobConfig.storer`): the runtime assigns each blob
@@ -53,17 +53,20 @@ from node.runtime.support import StateGet
 from node.state.trie import MissingNode
 from node.storage.protocol import (
     INFO,
+    MAX_BATCH,
     NOT_HELD,
     PENALTY_FORGED,
     PROTOCOL,
+    SEGMENT,
     BadRequest,
     decode_info,
     decode_request,
-    decode_segment,
+    decode_segments,
     encode_info,
     encode_segment,
+    encode_segments,
     info_request,
-    segment_request,
+    segments_request,
 )
 from node.storage.store import MAX_BLOB_BYTES, BlobStore, QuotaExceeded, SegmentMismatch, StoreError
 
@@ -81,7 +84,7 @@ MIB = 1 << 20
 # keyed by multihash, so a blob root is announced as IPFS would announce a blake2b-256 block.
 MULTIHASH_BLAKE2B_256 = bytes([0xA0, 0xE4, 0x02, 0x20])
 
-SEGMENTS_IN_FLIGHT = 4  # segment requests at once to one provider (fills Yamux's 256 KiB window)
+REQUESTS_IN_FLIGHT = 3  # SEGMENTS requests at once to one provider (of up to 8 segments each)
 REQUEST_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 5.0  # an INFO probe of a provider, when counting live storers
 UNRESPONSIVE_S = 30.0  # a provider whose probe failed counts as not live this long without asking
@@ -313,22 +316,27 @@ class BlobService:
 
     def serve(self, data: bytes, peer_id: str) -> bytes:
         """Answer one request; BadRequest for a malformed one (the p2p layer penalises the peer)."""
-        kind, root, index = decode_request(data)
+        kind, root, first, count = decode_request(data)
+        info = self.store.info(root)
         if kind == INFO:
-            info = self.store.info(root)
             if info is None or not info.complete:
                 return NOT_HELD
             return encode_info(info.size, info.segment_roots, self.keeps(root))
-        info = self.store.info(root)
-        if info is not None and index >= info.segment_count:
-            raise BadRequest(f"segment {index} of a blob of {info.segment_count} segments")
-        found = self.store.segment(root, index)
-        if found is None:
+        if info is not None and first >= info.segment_count:
+            raise BadRequest(f"segment {first} of a blob of {info.segment_count} segments")
+        held = []
+        for index in range(first, min(first + count, info.segment_count if info is not None else first + 1)):
+            found = self.store.segment(root, index)
+            if found is not None:
+                held.append((index, *found))
+        if not held:
             return NOT_HELD
-        segment, proof = found
-        self.stats.segments_served += 1
-        self.stats.bytes_served += len(segment)
-        return encode_segment(segment, proof)
+        self.stats.segments_served += len(held)
+        self.stats.bytes_served += sum(len(segment) for _, segment, _ in held)
+        if kind == SEGMENT:
+            _, segment, proof = held[0]
+            return encode_segment(segment, proof)
+        return encode_segments(held)
 
     # -- uploads --------------------------------------------------------------------------------
 
@@ -460,50 +468,55 @@ class BlobService:
         if info.complete:
             return True
         missing_list = self.store.missing_segments(root)
-        missing = iter(missing_list)
+        batches = iter(_runs(missing_list, MAX_BATCH))
         total = info.segment_count
         done, logged = total - len(missing_list), trio.current_time()
         large = info.size >= 8 * MIB
         failure: list[Exception] = []
 
-        async def get(index: int) -> None:
+        async def get(first: int, count: int) -> None:
             nonlocal done, logged
             try:
-                body = await network.request(peer, PROTOCOL, segment_request(root, index), REQUEST_TIMEOUT_S)
+                body = await network.request(peer, PROTOCOL, segments_request(root, first, count), REQUEST_TIMEOUT_S)
             except NetworkError as exc:
                 raise _Gone(str(exc)) from None
             try:
-                segment = decode_segment(body)
+                segments = decode_segments(body, first, count)
             except DecodeError as exc:
-                raise _Forged(f"malformed segment {index} of blob {short_root(root)}: {exc}") from None
-            if segment is None:
-                raise _Gone(f"segment {index} not held")
-            if not verify_inclusion(root, total, index, info.segment_roots[index], segment.proof):
-                raise _Forged(f"a wrong Merkle proof for segment {index} of blob {short_root(root)}")
+                raise _Forged(f"a malformed answer for segments {first}+{count} of blob {short_root(root)}: {exc}") from None
+            if not segments:
+                raise _Gone(f"segments {first}+{count} not held")
+            for index, segment in segments:
+                if not verify_inclusion(root, total, index, info.segment_roots[index], segment.proof):
+                    raise _Forged(f"a wrong Merkle proof for segment {index} of blob {short_root(root)}")
             try:
                 async with self._write_lock:
-                    await trio.to_thread.run_sync(self.store.put_segment, root, index, segment.data)
-            except SegmentMismatch:
-                raise _Forged(f"segment {index} of blob {short_root(root)} does not hash to its root") from None
-            self.stats.bytes_fetched += len(segment.data)
-            done += 1
+                    await trio.to_thread.run_sync(
+                        self.store.put_segments, root, [(index, segment.data) for index, segment in segments]
+                    )
+            except SegmentMismatch as exc:
+                raise _Forged(f"blob {short_root(root)}: {exc}") from None
+            self.stats.bytes_fetched += sum(len(segment.data) for _, segment in segments)
+            done += len(segments)
             now = trio.current_time()
             if large and now - logged >= PROGRESS_INTERVAL_S:
                 logged = now
                 log.info("📥 Fetching blob %s from %s: %d%% (%d/%d segments)",
                          short_root(root), peer, 100 * done // total, done, total)
+            if len(segments) < count:
+                raise _Gone(f"{count - len(segments)} of segments {first}+{count} not held")
 
         async def worker(cancel_scope: trio.CancelScope) -> None:
-            for index in missing:
+            for first, count in batches:
                 try:
-                    await get(index)
+                    await get(first, count)
                 except (_Forged, _Gone, StoreError) as exc:
                     failure.append(exc)
                     cancel_scope.cancel()
                     return
 
         async with trio.open_nursery() as nursery:
-            for _ in range(min(SEGMENTS_IN_FLIGHT, len(missing_list))):
+            for _ in range(REQUESTS_IN_FLIGHT):
                 nursery.start_soon(worker, nursery.cancel_scope)
         if failure:
             error = failure[0]
@@ -804,6 +817,17 @@ class BlobService:
                 await trio.sleep_forever()
             finally:
                 self._nursery = None
+
+
+def _runs(indexes: list[int], longest: int) -> list[tuple[int, int]]:
+    """Sorted indexes as (first, count) runs of consecutive ones, none longer than `longest`."""
+    runs: list[tuple[int, int]] = []
+    for index in indexes:
+        if runs and runs[-1][0] + runs[-1][1] == index and runs[-1][1] < longest:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((index, 1))
+    return runs
 
 
 def _size(count: int) -> str:

@@ -218,20 +218,28 @@ class BlobStore:
     def put_segment(self, root: bytes, index: int, data: bytes) -> bool:
         """Store a received segment after checking it against the blob's segment roots (from
         `expect`). Returns whether the blob is complete now."""
+        return self.put_segments(root, [(index, data)])
+
+    def put_segments(self, root: bytes, segments: list[tuple[int, bytes]]) -> bool:
+        """Store received segments (index, bytes) in one transaction, each checked as
+        `put_segment` checks it; one that does not match stores none of them (SegmentMismatch).
+        Returns whether the blob is complete now."""
         with self.env.begin(write=True) as txn:
             info = self._info(txn, root)
             if info is None:
                 raise StoreError("unknown blob: call expect() first")
             if info.complete:
                 return True
-            if not 0 <= index < info.segment_count or len(data) != info.segment_size(index):
-                raise SegmentMismatch(f"segment {index} has the wrong length")
-            if root_of(leaf_hashes(data)) != info.segment_roots[index]:
-                raise SegmentMismatch(f"segment {index} does not hash to its root")
-            key = root + index.to_bytes(4, "big")
-            if txn.get(key, db=self._segments) is None:
-                self._charge(txn, len(data))
-                txn.put(key, data, db=self._segments)
+            for index, data in segments:
+                if not 0 <= index < info.segment_count or len(data) != info.segment_size(index):
+                    raise SegmentMismatch(f"segment {index} has the wrong length")
+                if root_of(leaf_hashes(data)) != info.segment_roots[index]:
+                    raise SegmentMismatch(f"segment {index} does not hash to its root")
+            for index, data in segments:
+                key = root + index.to_bytes(4, "big")
+                if txn.get(key, db=self._segments) is None:
+                    self._charge(txn, len(data))
+                    txn.put(key, data, db=self._segments)
             complete = all(
                 txn.get(root + i.to_bytes(4, "big"), db=self._segments) is not None for i in range(info.segment_count)
             )

@@ -125,7 +125,9 @@ async def wait_for_value(
     raise AssertionError(f"timed out after {timeout} s waiting for {what} == {expected!r}; last {value!r}")
 
 
-def _dump_tasks() -> None:  # TEMPORARY debugging aid
+def _dump_tasks() -> None:
+    """On a timeout, print where the storer loops and DHT lookups are waiting: a lookup held by a
+    peer that stopped answering is otherwise invisible in the failure."""
     import sys
 
     def walk(task: trio.lowlevel.Task, depth: int = 0, show: bool = False) -> None:

@@ -17,19 +17,21 @@ import trio
 
 from node.core.node import Node
 from node.keys import dev_keypair
-from node.p2p.api import RequestRejectedByPeer
+from node.p2p.api import RequestFailed, RequestRejectedByPeer
 from node.primitives.merkle import SEGMENT_BYTES, blob_root
 from node.runtime import storage
 from node.service import dev_node
 from node.storage.protocol import (
     PROTOCOL,
-    SEGMENT,
+    SEGMENTS,
     decode_info,
     decode_request,
     decode_segment,
-    encode_segment,
+    decode_segments,
+    encode_segments,
     info_request,
     segment_request,
+    segments_request,
 )
 from node.storage.service import BlobService
 from tests.chainutil import IMG
@@ -61,12 +63,14 @@ def forging(segment_index: int):
     def make(blobs: BlobService):
         def serve(data: bytes, peer_id: str) -> bytes:
             answer = blobs.serve(data, peer_id)
-            kind, _, index = decode_request(data)
-            segment = decode_segment(answer) if kind == SEGMENT else None
-            if segment is None or index != segment_index:
+            kind, _, first, count = decode_request(data)
+            if kind != SEGMENTS or not first <= segment_index < first + count:
                 return answer
-            forged = bytes([segment.data[0] ^ 0xFF]) + segment.data[1:]
-            return encode_segment(forged, segment.proof)
+            segments = decode_segments(answer, first, count) or []
+            return encode_segments([
+                (i, bytes([s.data[0] ^ 0xFF]) + s.data[1:] if i == segment_index else s.data, s.proof)
+                for i, s in segments
+            ])  # fmt: skip
 
         return serve
 
@@ -127,7 +131,7 @@ async def test_malformed_requests_are_rejected_and_cost_the_requester(
         (b"\xc1", "malformed"),
         (b"\x92\x00\xa3abc", "blob root"),
         (segment_request(root, 9), "segment 9 of a blob of 2"),
-        (b"\x93\x07\xc4\x20" + b"\x00" * 32 + b"\x00", "unknown request kind"),
+        (segments_request(root, 0, 9), "1 to 8 per request"),
     ]:
         with pytest.raises(RequestRejectedByPeer, match=reason):
             await client.network.request(peer, PROTOCOL, bad)
@@ -135,6 +139,13 @@ async def test_malformed_requests_are_rejected_and_cost_the_requester(
     # The server is unharmed and still serves.
     segment = decode_segment(await client.network.request(peer, PROTOCOL, segment_request(root, 1)))
     assert segment is not None and segment.data == data[SEGMENT_BYTES:]
+    both = decode_segments(await client.network.request(peer, PROTOCOL, segments_request(root, 0, 8)), 0, 8)
+    assert both is not None and [i for i, _ in both] == [0, 1] and b"".join(s.data for _, s in both) == data
+    # A fifth bad request (20 points each) reaches the ban threshold: the server drops the peer
+    # (its answer may or may not make it out before the connection closes).
+    with pytest.raises(RequestFailed):
+        await client.network.request(peer, PROTOCOL, b"\x93\x07\xc4\x20" + b"\x00" * 32 + b"\x00")
+    assert server.network.is_banned(client.network.peer_id)
 
 
 async def test_storers_keep_a_registered_blob_after_the_uploader_leaves_and_repair_to_r(
