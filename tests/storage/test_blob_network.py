@@ -195,3 +195,28 @@ async def test_storers_keep_a_registered_blob_after_the_uploader_leaves_and_repa
     await wait_for_value(standby_has, True, 60, "the standby's copy")
     assert standby.blobs.stats.repairs == 1 and standby.blobs.keeps(root)
     await wait_for_value(lambda: keepers[0].blobs.live_storers(root), 3, 40, "live storers after the repair")
+
+
+async def test_a_fetch_cut_short_resumes_at_start_for_a_referenced_blob(
+    nursery: trio.Nursery, tmp_path: Path, chain: Node
+) -> None:
+    """As after a kill -9 in the middle of a fetch: the store holds the blob's segment roots and
+    some segments (each write was one transaction); at start the service fetches the rest."""
+    from node.storage.store import BlobStore, segment_roots_of
+
+    author(chain)
+    up = register_with_blobs(chain, BOB, scene(8), "cut short")
+    data, root = up.published, up.blobs[0].root
+    assert len(data) > SEGMENT_BYTES
+    left = BlobStore(tmp_path / "resumer" / "blobs", 64 << 20)
+    left.expect(root, len(data), segment_roots_of(data))
+    left.put_segment(root, 0, data[:SEGMENT_BYTES])
+    left.close()
+
+    state = chain.chain.best_state
+    provider = await start_peer(nursery, tmp_path, "provider", state)
+    assert await upload(provider.blobs, data) == root
+    resumer = await start_peer(nursery, tmp_path, "resumer", state, bootnodes=[provider.addr])
+    await wait_until(lambda: resumer.blobs.store.has(root), 30, "the resumed fetch")
+    assert resumer.blobs.store.read(root) == data
+    assert resumer.blobs.stats.bytes_fetched == len(data) - SEGMENT_BYTES  # only what was missing
