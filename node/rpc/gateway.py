@@ -189,6 +189,13 @@ def resize_image(data: bytes, width: int, max_pixels: int) -> tuple[bytes, str]:
     return out.getvalue(), "image/png"
 
 
+def _resize_blob(service: BlobService, root: bytes, width: int, max_pixels: int) -> tuple[bytes, str]:
+    data = service.store.read(root)
+    if data is None:
+        raise ValueError(f"blob 0x{root.hex()} is no longer held here")
+    return resize_image(data, width, max_pixels)
+
+
 def rendition_png(rendition: bytes) -> bytes:
     from PIL import Image
 
@@ -455,12 +462,9 @@ def gateway_routes(node: RpcNode, state: ServerState) -> list[Route]:
         key = (root, width)
         made = resized.get(key)
         if made is None:
-            data = service.store.read(root)
-            if data is None:
-                raise GatewayError(404, f"blob 0x{root.hex()} is not held here")
             jobs = state.image_jobs
-            try:
-                made = await jobs.run(resize_image, data, width, jobs.max_pixels)
+            try:  # the file is read in the job's thread: only a job with a slot holds one in memory
+                made = await jobs.run(_resize_blob, service, root, width, jobs.max_pixels)
             except ValueError as exc:
                 raise GatewayError(422, str(exc)) from None
             except RpcError as exc:  # every image job slot is taken

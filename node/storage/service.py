@@ -658,6 +658,12 @@ class BlobService:
                             self._want(blob.root, f"assigned to this storer, rank {rank}")
             if (rid - start) % 64 == 63:
                 await trio.sleep(0)
+        if full:
+            before = (len(self._duties), sum(1 for d in self._duties.values() if d.rank < self._replication))
+            after = (len(duties), sum(1 for d in duties.values() if d.rank < replication))
+            if after != before:
+                log.info("🗄  Storer duties: %d blob(s) assigned, %d as a standby (%d registrations scanned)",
+                         after[1], after[0] - after[1], end - start)
         self._duties, self._scanned_to, self._replication = duties, end, replication
 
     def _want(self, root: bytes, why: str) -> None:
@@ -723,7 +729,7 @@ class BlobService:
                 log.info("🛠  Blob %s has %d of %d live storers: standby (rank %d) takes a copy",
                          short_root(root), live, replication, duty.rank)
                 self._want(root, f"repair: {live} of {replication} live storers")
-        log.info(
+        (log.info if below else log.debug)(
             "🛠  Blob repair round: %d of %d duties checked, %d below %d live storers, %d taken over",
             len(batch), len(roots), below, replication, taken,
         )  # fmt: skip

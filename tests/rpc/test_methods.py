@@ -11,7 +11,7 @@ from node.codec import blake2b_256
 from node.keys import dev_keypair, encode_address
 from node.rpc import errors
 from node.rpc.encoding import block_from_json, header_from_json, to_hex
-from node.rpc.methods import FAMILIES, TABLE, copyright, emission, licensing, network, substrate
+from node.rpc.methods import FAMILIES, TABLE, copyright, emission, licensing, network, storage, substrate
 from node.rpc.server import serve_rpc
 from node.runtime.executive import timestamp_inherent
 from node.runtime.system import KEY_NUMBER, Account, account_key
@@ -232,8 +232,9 @@ METHODS_BEFORE_THE_SPLIT = [
 ]  # fmt: skip
 
 
-# Added since, on purpose: events and metadata read from the runtime's declarations.
-METHODS_ADDED_SINCE = ["state_getEvents", "state_getMetadata"]
+# Added since, on purpose: events and metadata read from the runtime's declarations; the image
+# store's methods (issue 12).
+METHODS_ADDED_SINCE = ["state_getEvents", "state_getMetadata", "storage_blob", "storage_stats"]
 
 
 async def test_the_families_list_the_methods_served_before_the_split(http: httpx.AsyncClient) -> None:
@@ -251,6 +252,7 @@ def test_each_family_holds_the_prefixes_it_is_named_for() -> None:
         copyright: {"copyright"},
         licensing: {"licensing"},
         emission: {"emission"},
+        storage: {"storage"},
     }
     assert set(FAMILIES) == set(prefixes)
     for family in FAMILIES:
