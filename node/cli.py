@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from node.core.node import Node, NodeConfig
     from node.keys import Keypair
     from node.rpc.limits import RpcLimits
+    from node.storage.service import BlobConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
@@ -106,6 +107,31 @@ def rpc_limits_from_options(
         raise click.UsageError(str(exc)) from exc
 
 
+def blob_config_from_options(
+    *, quota_gib: float, max_upload_mib: int, gc_grace_s: float, storer: str | None, repair_interval_s: float
+) -> BlobConfig:
+    """The image store's settings from the `--blob-*` flags (README "Security")."""
+    from node.keys import AddressError, decode_address
+    from node.storage.service import GIB, MIB, BlobConfig
+
+    account = None
+    if storer is not None:
+        try:
+            account = decode_address(storer)
+        except AddressError as exc:
+            raise click.BadParameter(str(exc), param_hint="--blob-storer") from exc
+    try:
+        return BlobConfig(
+            quota_bytes=int(quota_gib * GIB),
+            max_upload_bytes=max_upload_mib * MIB,
+            gc_grace_s=gc_grace_s,
+            storer=account,
+            repair_interval_s=repair_interval_s,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 def parse_pruning(value: str) -> int | None:
     if value == "archive":
         return None
@@ -178,6 +204,16 @@ def cli() -> None:
               help="copyright_verifyImage jobs at once; more are answered 'busy' (-32009).")
 @click.option("--rpc-max-image-pixels", type=click.IntRange(min=1), default=4096 * 3072, show_default=True,
               help="Largest image copyright_verifyImage decodes, in pixels (checked from its header).")
+@click.option("--blob-quota", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Image store quota in GiB (blob segments held by this node).")
+@click.option("--blob-max-upload", type=click.IntRange(min=1, max=256), default=256, show_default=True,
+              help="Largest PUT /blob upload, in MiB.")
+@click.option("--blob-gc-grace", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Seconds an unreferenced blob (an upload not yet registered) is kept.")
+@click.option("--blob-storer", default=None,
+              help="Keep the blobs the chain assigns to this bonded storage miner (an address).")
+@click.option("--blob-repair-interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds between the storer's repair rounds (live storers of its blobs).")
 @click.option("--test-equivocate", is_flag=True, hidden=True, help="TEST ONLY: sign two blocks per slot.")
 def node_command(
     dev: bool,
@@ -214,6 +250,11 @@ def node_command(
     rpc_rate_limit: int | None,
     rpc_max_image_jobs: int,
     rpc_max_image_pixels: int,
+    blob_quota: float,
+    blob_max_upload: int,
+    blob_gc_grace: float,
+    blob_storer: str | None,
+    blob_repair_interval: float,
     test_equivocate: bool,
 ) -> None:
     """Run a node."""
@@ -248,6 +289,13 @@ def node_command(
         max_image_jobs=rpc_max_image_jobs,
         max_image_pixels=rpc_max_image_pixels,
         cors=rpc_cors,
+    )
+    blobs = blob_config_from_options(
+        quota_gib=blob_quota,
+        max_upload_mib=blob_max_upload,
+        gc_grace_s=blob_gc_grace,
+        storer=blob_storer,
+        repair_interval_s=blob_repair_interval,
     )
     try:
         spec = load_chain_spec(chain_spec if chain_spec else "dev")
@@ -295,6 +343,7 @@ def node_command(
         test_equivocate=test_equivocate,
         rpc_unsafe=rpc_methods == "unsafe" or (rpc_methods == "auto" and rpc_host in ("127.0.0.1", "localhost", "::1")),
         rpc_limits=rpc_limits,
+        blobs=blobs,
     )
     try:
         _check_ports(config)

@@ -2,14 +2,15 @@
 
 Substrate's `service.rs`, for imagechain; the one module that knows all the parts.
 
-* `open_node` opens the database, the chain, the transaction pool and the memo of registration
-  checks (`VerificationCache`, the runtime's host), and builds the `Node` around them (and its
-  metrics registry). That is enough to author and import blocks by hand,
+* `open_node` opens the database, the chain, the transaction pool, the memo of registration
+  checks (`VerificationCache`, the runtime's host) and the image store (`BlobService`), and
+  builds the `Node` around them (and its metrics registry). That is enough to author and import blocks by hand,
   as tests, benches and tools do.
 * `run_node` builds the services around a node and runs them in one nursery, where they all
   stop together when it is cancelled (Ctrl-C):
 
       network (libp2p, gossip, sync)   when the configuration has a network
+      image store (blobs)              always; serves and fetches blobs with a network
       finality gadget                  with a network and more than one authority
       JSON-RPC server                  unless `rpc_port` is None
       Prometheus exporter              when `prometheus_port` is set
@@ -40,6 +41,7 @@ from node.core.notifier import Notifier
 from node.core.txpool import TxPool
 from node.core.verification import VerificationCache
 from node.keys import dev_keypair
+from node.storage.service import BlobConfig, BlobService
 
 if TYPE_CHECKING:
     from node.p2p.config import NetworkConfig
@@ -58,6 +60,9 @@ def open_node(config: NodeConfig) -> Node:
     notifier = Notifier()
     pool.listeners.append(notifier.tx_status)
     node = Node(config, chain, pool, notifier, verification)
+    node.blobs = BlobService(
+        config.base_path / "chains" / config.spec.id / "blobs", config.blobs or BlobConfig(), chain.best_state
+    )
     if config.prometheus_port is not None:
         from node.metrics import NodeMetrics
 
@@ -87,6 +92,8 @@ async def run_node(node: Node, *, task_status: trio.TaskStatus[Node] = trio.TASK
     async with trio.open_nursery() as nursery:
         if config.network is not None:
             await _start_network(node, config.network, nursery)
+        if node.blobs is not None:
+            await nursery.start(node.blobs.run)
         if config.rpc_port is not None:
             from node.rpc.server import serve_rpc
 
@@ -113,9 +120,11 @@ async def _start_network(node: Node, config: NetworkConfig, nursery: trio.Nurser
     (with one, every best block is final at once and the node finalizes it itself)."""
     from node.core.network_service import NodeNetwork
 
-    network = NodeNetwork(config, node.chain, blocks=node, transactions=node)
+    network = NodeNetwork(config, node.chain, blocks=node, transactions=node, blobs=node.blobs)
     node.network = network
     await nursery.start(network.run)
+    if node.blobs is not None:
+        node.blobs.attach(network.network)
     if not node.single_authority():
         from node.core.finality_service import FinalityService
 

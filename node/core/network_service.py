@@ -7,7 +7,8 @@ finality votes go to the finality gadget. The sync loop pulls blocks from peers 
 (see `node.core.sync`).
 
 It reads the chain and asks for the rest through the protocols below: `BlockImport` and
-`TransactionSubmit` (the node), `FinalityVotes` (the finality gadget, when there is one).
+`TransactionSubmit` (the node), `FinalityVotes` (the finality gadget, when there is one),
+`BlobRequests` (the image store, which answers `/imagechain/blob/1`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from node.core.importer import (
 from node.core.txpool import PoolRejected
 from node.p2p.network import Network, NetworkConfig, RequestFailed, RequestRejected, Verdict
 from node.runtime import system
+from node.storage.protocol import PROTOCOL as BLOB_PROTOCOL
 from node.types import Block, Header
 
 log = logging.getLogger("imagechain.network")
@@ -90,6 +92,14 @@ class FinalityVotes(Protocol):
     def catch_up_response(self) -> bytes: ...
 
 
+class BlobRequests(Protocol):
+    """The image store as the network sees it (`node.storage.service.BlobService`)."""
+
+    def serve(self, data: bytes, peer_id: str) -> bytes:
+        """Answer one `/imagechain/blob/1` request; raises ValueError for a malformed one."""
+        ...
+
+
 class NodeNetwork:
     """The `NetworkHandler` of a node: validates gossip, serves and drives sync.
 
@@ -98,14 +108,23 @@ class NodeNetwork:
     """
 
     def __init__(
-        self, config: NetworkConfig, chain: Chain, *, blocks: BlockImport, transactions: TransactionSubmit
+        self,
+        config: NetworkConfig,
+        chain: Chain,
+        *,
+        blocks: BlockImport,
+        transactions: TransactionSubmit,
+        blobs: BlobRequests | None = None,
     ) -> None:
         self.chain = chain
         self.blocks = blocks
         self.transactions = transactions
+        self.blobs = blobs
         self.finality: FinalityVotes | None = None
         self.network = Network(config, self)
         self.network.register_protocol(sync.PROTOCOL)
+        if blobs is not None:
+            self.network.register_protocol(BLOB_PROTOCOL)
         self.peer_status: dict[str, sync.PeerStatus] = {}
         self.progress = sync.SyncProgress()
         self._wakeup = trio.Event()
@@ -238,8 +257,13 @@ class NodeNetwork:
     # -- NetworkHandler: requests and peers --------------------------------------------------------
 
     async def on_request(self, protocol: str, data: bytes, peer_id: str) -> bytes:
-        """Serve a sync request. A bad one (malformed, a field out of range) is rejected: the
-        p2p layer answers "bad request", logs the peer and lowers its score (`RequestRejected`)."""
+        """Serve a sync or blob request. A bad one (malformed, a field out of range) is rejected:
+        the p2p layer answers "bad request", logs the peer and lowers its score (`RequestRejected`)."""
+        if protocol == BLOB_PROTOCOL and self.blobs is not None:
+            try:
+                return self.blobs.serve(data, peer_id)
+            except ValueError as exc:  # protocol.BadRequest
+                raise RequestRejected(str(exc)) from exc
         if protocol != sync.PROTOCOL:
             raise RequestRejected(f"unknown protocol {protocol}")
         try:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # networking is imported only by nodes that network (py-libp2
     from node.metrics import NodeMetrics
     from node.p2p.network import NetworkConfig
     from node.rpc.limits import RpcLimits
+    from node.storage.service import BlobConfig, BlobService
 
 log = logging.getLogger("imagechain")
 
@@ -62,6 +63,7 @@ class NodeConfig:
     test_equivocate: bool = False  # TEST ONLY: author two different blocks per slot
     rpc_unsafe: bool = False  # serve operator methods (peer blocking); only on loopback by default
     rpc_limits: RpcLimits | None = None  # the RPC server's limits and --rpc-cors; None: the defaults
+    blobs: BlobConfig | None = None  # the image store's quota, GC and storer (--blob-*); None: the defaults
 
 
 class Node:
@@ -90,10 +92,13 @@ class Node:
         self.network: NodeNetwork | None = None
         self.finality: FinalityService | None = None  # with a network and several authorities
         self.metrics: NodeMetrics | None = None
+        self.blobs: BlobService | None = None  # the image store (`node.storage.service`), set by open_node
         self._headers_by_slot: dict[int, Header] = {}
         self._batch_depth = 0
 
     def close(self) -> None:
+        if self.blobs is not None:
+            self.blobs.close()
         self.db.close()
 
     # -- what RPC and the network call ----------------------------------------------------------

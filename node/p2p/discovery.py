@@ -14,6 +14,17 @@ own per-peer backoff (py-libp2p's auto-connector is off, see `node.p2p.host`):
 
 The DHT does not add peers we are already connected to (see LIBP2P-NOTES.md), so every admitted
 peer is added to its routing table here.
+
+Provider records (the image store's "who holds blob X", `node.storage.service`) use the same DHT:
+`provide`, `stop_providing` and `find_providers`, keyed by multihash as IPFS keys them, built on
+py-libp2p 0.8.1's record store and single ADD_PROVIDER / GET_PROVIDERS exchanges. Its own
+`provide` and `find_providers` are not used: `find_providers` answers from the local record store
+alone whenever that holds any record (so a node that provides a blob itself never looks
+further); `provide` sends nothing until its closest-peer lookup ends, which one peer that stopped
+answering without closing its connection holds for up to 30 s; and its 22-hour republish sends
+every key at once, past the receivers' rate limit of 10 ADD_PROVIDER per 10 s per sender (the
+blob service republishes on its own, paced). Ours ask the peers we already know near the key
+(and connected peers) first, then those a bounded network lookup finds.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import multiaddr
 import trio
 from libp2p.abc import IHost
 from libp2p.kad_dht import KadDHT
+from libp2p.kad_dht.common import ALPHA, BUCKET_SIZE
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo as Libp2pPeerInfo
 from libp2p.peer.peerstore import PERMANENT_ADDR_TTL
@@ -44,6 +56,10 @@ _REDIAL_BACKOFF_MAX = 30.0
 _SHORT_LIVED = 10.0
 _DHT_REFRESH_INTERVAL = 30.0
 _DHT_REFRESH_TIMEOUT = 15.0
+# How long addresses learnt from a provider record stay in the peerstore (Kubo keeps them ~30 min).
+_PROVIDER_ADDR_TTL = 30 * 60
+# One ADD_PROVIDER or GET_PROVIDERS exchange with one peer.
+_PROVIDER_RPC_TIMEOUT = 5.0
 
 
 @dataclass
@@ -289,3 +305,125 @@ class Discovery:
                 self._dht.routing_table.remove_peer(ID.from_base58(peer_id))
             except Exception:
                 pass
+
+    # ----------------------------------------------------------------- provider records
+
+    def _near_peers(self, key: bytes) -> list[ID]:
+        """The peers to ask first about `key`: the routing table's closest, then connected peers."""
+        dht, host = self._dht, self._host
+        assert dht is not None and host is not None
+        local = dht.local_peer_id
+        near = [*dht.routing_table.find_local_closest_peers(key, BUCKET_SIZE), *host.get_connected_peers()]
+        return [peer for peer in dict.fromkeys(near) if peer != local and not self._connections.refuses(peer.to_base58())]
+
+    async def provide(self, key: bytes, timeout: float = 15.0) -> int:
+        """Announce that we hold `key` (a multihash): a local record, then ADD_PROVIDER to the
+        peers we know closest to it and to connected peers at once, then to the closest ones a
+        network lookup finds (within `timeout`). Returns how many peers took the record.
+
+        Done here rather than by py-libp2p's `provide`, which sends nothing until its lookup
+        ends: one peer that stopped answering without closing its connection holds that lookup
+        for up to 30 s. The key is not put on py-libp2p's republish list (module doc)."""
+        dht, host = self._dht, self._host
+        if dht is None or host is None:
+            return 0
+        store = dht.provider_store
+        store.add_provider(key, Libp2pPeerInfo(host.get_id(), list(host.get_addrs())))
+        sent: set[ID] = set()
+        limiter = trio.CapacityLimiter(ALPHA)
+
+        async def send(peer: ID) -> None:
+            async with limiter:
+                with trio.move_on_after(_PROVIDER_RPC_TIMEOUT):
+                    try:
+                        # py-libp2p 0.8.1's one ADD_PROVIDER message (fire and forget)
+                        if await store._send_add_provider(peer, key):
+                            sent.add(peer)
+                    except Exception:
+                        log.debug("ADD_PROVIDER to %s failed", peer, exc_info=True)
+
+        async def send_all(peers: list[ID]) -> None:
+            async with trio.open_nursery() as nursery:
+                for peer in peers:
+                    if peer not in sent and peer != dht.local_peer_id:
+                        nursery.start_soon(send, peer)
+
+        await send_all(self._near_peers(key))
+        with trio.move_on_after(timeout):
+            try:
+                closest = await dht.peer_routing.find_closest_peers_network(key)
+            except Exception:
+                log.debug("closest-peer lookup for %s failed", key.hex(), exc_info=True)
+                closest = []
+            await send_all(closest)
+        return len(sent)
+
+    def stop_providing(self, key: bytes) -> None:
+        """Forget our own record of `key` (the blob is gone); records sent to peers expire (48 h)."""
+        if self._dht is None:
+            return
+        store = self._dht.provider_store
+        store.providing_keys.discard(key)
+        records = store.providers.get(key)
+        if records is not None:
+            records.pop(str(self._dht.local_peer_id), None)
+            if not records:
+                del store.providers[key]
+
+    async def find_providers(self, key: bytes, count: int = 20, timeout: float = 10.0) -> list[str]:
+        """Peers with a provider record for `key`: our records, those of the peers we know
+        closest to it and of connected peers, then of the closest peers a network lookup finds
+        (within `timeout`); one GET_PROVIDERS each, deduplicated, ourselves left out. Their
+        addresses go to the peerstore so that a request can dial them. Records outlive what
+        they announce: the caller checks who really answers."""
+        dht, host = self._dht, self._host
+        if dht is None or host is None:
+            return []
+        store = dht.provider_store
+        found: dict[str, list[multiaddr.Multiaddr]] = {}
+        asked: set[ID] = {dht.local_peer_id}
+        limiter = trio.CapacityLimiter(ALPHA)
+
+        def note(infos: list[Libp2pPeerInfo]) -> None:
+            for info in infos:
+                peer = info.peer_id.to_base58()
+                if peer != self._local_peer_id and (peer in found or len(found) < count):
+                    found.setdefault(peer, []).extend(info.addrs)
+
+        async def ask(peer: ID) -> None:
+            async with limiter:
+                with trio.move_on_after(_PROVIDER_RPC_TIMEOUT):
+                    try:
+                        # py-libp2p 0.8.1's one GET_PROVIDERS exchange (its public
+                        # find_providers stops at local records; module doc)
+                        providers, _ = await store._get_providers_from_peer_with_closers(peer, key)
+                    except Exception:
+                        return
+                    note(providers)
+
+        async def ask_all(peers: list[ID]) -> None:
+            async with trio.open_nursery() as nursery:
+                for peer in peers:
+                    if peer not in asked:
+                        asked.add(peer)
+                        nursery.start_soon(ask, peer)
+
+        note(store.get_providers(key))
+        await ask_all(self._near_peers(key))
+        if len(found) < count:
+            with trio.move_on_after(timeout):
+                try:
+                    closest = await dht.peer_routing.find_closest_peers_network(key)
+                except Exception:
+                    log.debug("closest-peer lookup for %s failed", key.hex(), exc_info=True)
+                    closest = []
+                await ask_all(closest)
+        peerstore = host.get_peerstore()
+        for peer, addrs in found.items():
+            plain = sorted({multiaddr.Multiaddr(str(a).split("/p2p/", 1)[0]) for a in addrs}, key=str)
+            if plain:
+                try:
+                    peerstore.add_addrs(ID.from_base58(peer), plain, _PROVIDER_ADDR_TTL)
+                except Exception:
+                    log.debug("bad provider addresses for %s", peer, exc_info=True)
+        return list(found)

@@ -314,6 +314,22 @@ class Network:
             max_response_bytes=self.config.max_response_bytes,
         )
 
+    # ----------------------------------------------------------------- provider records (DHT)
+
+    async def provide(self, key: bytes) -> bool:
+        """Announce in the Kademlia DHT that this node holds `key` (a multihash; see
+        `Discovery.provide`). False without a DHT or when no peer took the record."""
+        self._require_host()
+        return await self._discovery.provide(key) > 0
+
+    def stop_providing(self, key: bytes) -> None:
+        self._discovery.stop_providing(key)
+
+    async def find_providers(self, key: bytes, count: int = 20, timeout: float = 10.0) -> list[str]:
+        """Peer ids with a provider record for `key` (not checked to be alive), at most `count`."""
+        self._require_host()
+        return await self._discovery.find_providers(key, count, timeout)
+
     # ----------------------------------------------------------------- peers
 
     def peers(self) -> list[PeerInfo]:

@@ -46,6 +46,9 @@ STATUS_OK = 0
 STATUS_REJECTED = 1
 STATUS_ERROR = 2
 _MAX_REASON = 512
+# Closing or resetting a stream is shielded from cancellation (it must not be skipped), but bounded:
+# on a connection whose peer died, py-libp2p's close can wait forever for a window or a lock.
+_CLOSE_TIMEOUT = 2.0
 
 NewStream = Callable[[ID, list[TProtocol]], Awaitable[INetStream]]
 
@@ -85,7 +88,7 @@ async def send_request(
         raise RequestFailed(f"{protocol} request to {peer_id} failed: {exc or type(exc).__name__}") from exc
     finally:
         if stream is not None:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
                 await _finish(stream, ok)
     if not frame:
         raise RequestFailed(f"empty {protocol} response from {peer_id}")
@@ -205,7 +208,7 @@ async def _finish(stream: INetStream, ok: bool) -> None:
 
 
 async def _reset(stream: INetStream) -> None:
-    with trio.CancelScope(shield=True):
+    with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
         try:
             await stream.reset()
         except Exception:

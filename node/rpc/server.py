@@ -21,7 +21,8 @@ connection and in total, and image jobs (`node.rpc.image_jobs`). Every refusal i
 error and a log line naming the client (`LimitLog`).
 
 The methods see the node as `RpcNode`: chain reads, the pool, the notifier, transaction
-submission, and the network status and operator controls.
+submission, and the network status and operator controls. The image gateway and uploads
+(`node.rpc.gateway`) share the port and the same limits.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from node.rpc.errors import (
     TOO_MANY_SUBSCRIPTIONS,
     RpcError,
 )
+from node.rpc.gateway import gateway_routes
 from node.rpc.image_jobs import ImageJobs
 from node.rpc.jsonrpc import JSON, CallContext, Dispatcher, error_response
 from node.rpc.limits import RpcLimits
@@ -553,8 +555,9 @@ def build_app(node: RpcNode, limits: RpcLimits | None = None, state: ServerState
         _CorsForBrowsers,  # type: ignore[arg-type]  # Starlette's factory typing
         allow_origins=["*"] if state.origins.allows_all else [],
         allow_origin_regex=state.origins.regex,
-        allow_methods=["GET", "POST"],
-        allow_headers=["content-type"],
+        allow_methods=["GET", "POST", "PUT"],  # PUT: blob uploads (`node.rpc.gateway`)
+        allow_headers=["content-type", "range", "if-none-match", "if-range"],
+        expose_headers=["etag", "content-range", "accept-ranges", "content-length"],
         allow_private_network=True,  # the origins allowed may reach a node on a private address
     )
     return Starlette(
@@ -563,6 +566,7 @@ def build_app(node: RpcNode, limits: RpcLimits | None = None, state: ServerState
             WebSocketRoute("/", websocket_rpc),
             Route("/health", health, methods=["GET"]),
             Route("/health/readiness", readiness, methods=["GET"]),
+            *gateway_routes(node, state),  # PUT /blob, GET /blob/<root>, /img/<id>: the image gateway
         ],
         middleware=[cors],
     )

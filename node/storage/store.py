@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import lmdb
 
@@ -118,6 +119,11 @@ class BlobStore:
             for key, value in txn.cursor(self._blobs):
                 yield _decode_info(bytes(key), bytes(value))
 
+    def blob_count(self) -> int:
+        """Blobs known to the store, complete or not (LMDB keeps the count: O(1))."""
+        with self.env.begin() as txn:
+            return int(txn.stat(self._blobs)["entries"])
+
     def stored_bytes(self) -> int:
         with self.env.begin() as txn:
             raw = txn.get(b"stored", db=self._meta)
@@ -159,20 +165,44 @@ class BlobStore:
     # -- writes ---------------------------------------------------------------------------------
 
     def put_blob(self, data: bytes) -> bytes:
-        """Store a whole blob (an upload); returns its root. Idempotent."""
+        """Store a whole blob (an upload); returns its root. Idempotent (a second upload of the
+        same bytes refreshes its last-used time: its garbage-collection grace starts again)."""
         if len(data) > MAX_BLOB_BYTES:
             raise StoreError(f"a blob is at most {MAX_BLOB_BYTES} bytes, got {len(data)}")
         segment_roots = segment_roots_of(data)
+        segments = (data[i * SEGMENT_BYTES : (i + 1) * SEGMENT_BYTES] for i in range(len(segment_roots)))
+        return self._put_whole(len(data), segment_roots, segments)
+
+    def put_file(self, file: BinaryIO, size: int) -> bytes:
+        """Store the `size` bytes of `file` (from its start) as one blob, holding one segment in
+        memory at a time: a pass to hash, a pass to write (in one transaction). For uploads
+        spooled to disk; the file must not change in between."""
+        if not 0 <= size <= MAX_BLOB_BYTES:
+            raise StoreError(f"a blob is at most {MAX_BLOB_BYTES} bytes, got {size}")
+
+        def segments() -> Iterator[bytes]:
+            file.seek(0)
+            for index in range(segment_count(size)):
+                data = file.read(min(SEGMENT_BYTES, size - index * SEGMENT_BYTES))
+                if len(data) != min(SEGMENT_BYTES, size - index * SEGMENT_BYTES):
+                    raise StoreError(f"the file ended before {size} bytes")
+                yield data
+
+        segment_roots = [root_of(leaf_hashes(segment)) for segment in segments()] if size else segment_roots_of(b"")
+        return self._put_whole(size, segment_roots, segments() if size else iter([b""]))
+
+    def _put_whole(self, size: int, segment_roots: list[bytes], segments: Iterator[bytes]) -> bytes:
         root = root_of(segment_roots)
         with self.env.begin(write=True) as txn:
             existing = self._info(txn, root)
             if existing is not None and existing.complete:
+                self._put_info(txn, BlobInfo(root, size, existing.segment_roots, True, int(self.clock())))
                 return root
             held = self._held_bytes(txn, root, existing)
-            self._charge(txn, len(data) - held)
-            for index in range(len(segment_roots)):
-                txn.put(root + index.to_bytes(4, "big"), data[index * SEGMENT_BYTES : (index + 1) * SEGMENT_BYTES], db=self._segments)
-            self._put_info(txn, BlobInfo(root, len(data), tuple(segment_roots), True, int(self.clock())))
+            self._charge(txn, size - held)
+            for index, segment in enumerate(segments):
+                txn.put(root + index.to_bytes(4, "big"), segment, db=self._segments)
+            self._put_info(txn, BlobInfo(root, size, tuple(segment_roots), True, int(self.clock())))
         return root
 
     def expect(self, root: bytes, size: int, segment_roots: list[bytes]) -> None:
@@ -188,20 +218,28 @@ class BlobStore:
     def put_segment(self, root: bytes, index: int, data: bytes) -> bool:
         """Store a received segment after checking it against the blob's segment roots (from
         `expect`). Returns whether the blob is complete now."""
+        return self.put_segments(root, [(index, data)])
+
+    def put_segments(self, root: bytes, segments: list[tuple[int, bytes]]) -> bool:
+        """Store received segments (index, bytes) in one transaction, each checked as
+        `put_segment` checks it; one that does not match stores none of them (SegmentMismatch).
+        Returns whether the blob is complete now."""
         with self.env.begin(write=True) as txn:
             info = self._info(txn, root)
             if info is None:
                 raise StoreError("unknown blob: call expect() first")
             if info.complete:
                 return True
-            if not 0 <= index < info.segment_count or len(data) != info.segment_size(index):
-                raise SegmentMismatch(f"segment {index} has the wrong length")
-            if root_of(leaf_hashes(data)) != info.segment_roots[index]:
-                raise SegmentMismatch(f"segment {index} does not hash to its root")
-            key = root + index.to_bytes(4, "big")
-            if txn.get(key, db=self._segments) is None:
-                self._charge(txn, len(data))
-                txn.put(key, data, db=self._segments)
+            for index, data in segments:
+                if not 0 <= index < info.segment_count or len(data) != info.segment_size(index):
+                    raise SegmentMismatch(f"segment {index} has the wrong length")
+                if root_of(leaf_hashes(data)) != info.segment_roots[index]:
+                    raise SegmentMismatch(f"segment {index} does not hash to its root")
+            for index, data in segments:
+                key = root + index.to_bytes(4, "big")
+                if txn.get(key, db=self._segments) is None:
+                    self._charge(txn, len(data))
+                    txn.put(key, data, db=self._segments)
             complete = all(
                 txn.get(root + i.to_bytes(4, "big"), db=self._segments) is not None for i in range(info.segment_count)
             )
@@ -217,11 +255,13 @@ class BlobStore:
                 i for i in range(info.segment_count) if txn.get(root + i.to_bytes(4, "big"), db=self._segments) is None
             ]
 
-    def delete(self, root: bytes) -> int:
-        """Remove a blob (complete or not); returns the bytes freed."""
+    def delete(self, root: bytes, unused_before: float | None = None) -> int:
+        """Remove a blob (complete or not); returns the bytes freed. With `unused_before`, only
+        if it was not written since then (checked in the same transaction as the delete, so a
+        blob uploaded again meanwhile survives a collection that chose it earlier)."""
         with self.env.begin(write=True) as txn:
             info = self._info(txn, root)
-            if info is None:
+            if info is None or (unused_before is not None and info.last_used >= unused_before):
                 return 0
             freed = self._held_bytes(txn, root, info)
             for index in range(info.segment_count):
@@ -235,7 +275,7 @@ class BlobStore:
         `grace_seconds` (an upload lands before its registration does). Returns bytes freed."""
         cutoff = self.clock() - grace_seconds
         doomed = [info.root for info in self.roots() if info.last_used < cutoff and not needed(info.root)]
-        return sum(self.delete(root) for root in doomed)
+        return sum(self.delete(root, unused_before=cutoff) for root in doomed)
 
     # -- internals ------------------------------------------------------------------------------
 

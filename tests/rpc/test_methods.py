@@ -20,6 +20,7 @@ from node.rpc.methods import (
     licensing,
     network,
     payment,
+    storage,
     substrate,
 )
 from node.rpc.server import serve_rpc
@@ -246,10 +247,10 @@ METHODS_BEFORE_THE_SPLIT = [
 
 # Added since, on purpose: events and metadata read from the runtime's declarations (issue 9); what
 # the wallet asks before it sends (fee, dry run, balances with vesting) and the one spelling of
-# licence (issue 11).
+# licence (issue 11); the image store's methods (issue 12).
 METHODS_ADDED_SINCE = [
     "state_getEvents", "state_getMetadata", "payment_queryInfo", "system_dryRun", "balances_account",
-    "licensing_licencesOf",
+    "licensing_licencesOf", "storage_blob", "storage_stats",
 ]  # fmt: skip
 
 
@@ -270,6 +271,7 @@ def test_each_family_holds_the_prefixes_it_is_named_for() -> None:
         copyright: {"copyright"},
         licensing: {"licensing"},
         emission: {"emission"},
+        storage: {"storage"},
     }
     assert set(FAMILIES) == set(prefixes)
     for family in FAMILIES:

@@ -111,3 +111,32 @@ while True:
         assert store.stored_bytes() == sum(info.size for info in infos)
     finally:
         store.close()
+
+
+def test_batches_and_files_are_stored_whole_or_not_at_all(tmp_path: Path, store: BlobStore) -> None:
+    import io
+
+    data = os.urandom(SIZE)
+    root, roots = merkle.blob_root(data), segment_roots_of(data)
+    segments = [data[i * merkle.SEGMENT_BYTES : (i + 1) * merkle.SEGMENT_BYTES] for i in range(4)]
+    store.expect(root, SIZE, roots)
+    forged = segments[2][:-1] + bytes([segments[2][-1] ^ 1])
+    with pytest.raises(SegmentMismatch, match="segment 2"):
+        store.put_segments(root, [(1, segments[1]), (2, forged)])
+    assert store.missing_segments(root) == [0, 1, 2, 3] and store.stored_bytes() == 0  # none of the batch
+    assert store.put_segments(root, [(0, segments[0]), (1, segments[1])]) is False
+    assert store.put_segments(root, [(2, segments[2]), (3, segments[3])]) is True
+    assert store.read(root) == data and store.stored_bytes() == SIZE
+
+    files = BlobStore(tmp_path / "files", quota_bytes=2 * merkle.SEGMENT_BYTES)
+    other = os.urandom(merkle.SEGMENT_BYTES + 10)
+    with tmp_path.joinpath("upload").open("w+b") as file:
+        file.write(other)
+        assert files.put_file(file, len(other)) == merkle.blob_root(other)  # type: ignore[arg-type]
+    assert files.read(merkle.blob_root(other)) == other
+    with pytest.raises(StoreError, match="ended before"):
+        files.put_file(io.BytesIO(b"short"), 100)
+    with pytest.raises(QuotaExceeded):
+        files.put_file(io.BytesIO(os.urandom(merkle.SEGMENT_BYTES)), merkle.SEGMENT_BYTES)
+    assert files.blob_count() == 1 and store.blob_count() == 1
+    files.close()

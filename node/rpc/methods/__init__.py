@@ -9,6 +9,7 @@ its family's `METHODS` table:
 * `balances`  -- balances_account: free, reserved, frozen, transferable and the vesting schedule.
 * `network`   -- network_*: operator methods (peer blocking), served only with unsafe methods on.
 * `copyright`, `licensing`, `emission` -- the domain's reads, and `copyright_verifyImage`.
+* `storage`   -- storage_*: the image store (a blob's record, holders and providers; the store's stats).
 * `discovery` -- rpc_methods and rpc.discover, built over the joined table.
 
 Shared pieces live beside the families: parameter types in `node.rpc.params`, JSON of the
@@ -21,12 +22,20 @@ in `FAMILIES`.
 from types import ModuleType
 
 from node.rpc.jsonrpc import MethodTable
+<<<<<<< HEAD
 from node.rpc.methods import balances, copyright, emission, licensing, network, payment, substrate
+=======
+from node.rpc.methods import copyright, emission, licensing, network, storage, substrate
+>>>>>>> blobnet
 from node.rpc.methods.discovery import describing
 
 __all__ = ["FAMILIES", "TABLE"]
 
+<<<<<<< HEAD
 FAMILIES: tuple[ModuleType, ...] = (substrate, payment, balances, network, copyright, licensing, emission)
+=======
+FAMILIES: tuple[ModuleType, ...] = (substrate, network, copyright, licensing, emission, storage)
+>>>>>>> blobnet
 
 
 def _joined(families: tuple[ModuleType, ...]) -> MethodTable:
