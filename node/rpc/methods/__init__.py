@@ -22,20 +22,14 @@ in `FAMILIES`.
 from types import ModuleType
 
 from node.rpc.jsonrpc import MethodTable
-<<<<<<< HEAD
-from node.rpc.methods import balances, copyright, emission, licensing, network, payment, substrate
-=======
-from node.rpc.methods import copyright, emission, licensing, network, storage, substrate
->>>>>>> blobnet
+from node.rpc.methods import balances, copyright, emission, licensing, network, payment, storage, substrate
 from node.rpc.methods.discovery import describing
 
 __all__ = ["FAMILIES", "TABLE"]
 
-<<<<<<< HEAD
-FAMILIES: tuple[ModuleType, ...] = (substrate, payment, balances, network, copyright, licensing, emission)
-=======
-FAMILIES: tuple[ModuleType, ...] = (substrate, network, copyright, licensing, emission, storage)
->>>>>>> blobnet
+FAMILIES: tuple[ModuleType, ...] = (
+    substrate, payment, balances, network, copyright, licensing, emission, storage,
+)
 
 
 def _joined(families: tuple[ModuleType, ...]) -> MethodTable:
